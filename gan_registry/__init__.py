@@ -1,0 +1,41 @@
+"""gan-registry: a plugin-based framework for training GANs in PyTorch.
+
+The public surface for plugin authors; importing it does not import torch.
+"""
+from ._components import (
+    Architecture,
+    DataContext,
+    Dataset,
+    DataSource,
+    Discriminator,
+    Encoder,
+    Generator,
+    NetworkSpec,
+    Needs,
+    Objective,
+    Origin,
+    Phase,
+)
+from .errors import IncompatibleError, UserError
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture",
+    "DataContext",
+    "Dataset",
+    "DataSource",
+    "Discriminator",
+    "Encoder",
+    "Generator",
+    "IncompatibleError",
+    "NetworkSpec",
+    "Needs",
+    "Objective",
+    "Origin",
+    "Phase",
+    "UserError",
+    "hookimpl",
+    "__version__",
+]

@@ -1,0 +1,210 @@
+"""The component types a plugin registers, and what the engine hands their factories.
+
+This module imports nothing heavy: plugins import it at import time, and torch is only
+imported inside factories.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a registered component came from."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.distribution:
+            return f"plugin '{self.plugin}' ({self.distribution} {self.version})"
+        return f"plugin '{self.plugin}'"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an objective needs from the networks it trains.
+
+    Network factories receive these in `NetworkSpec.needs` and either build accordingly
+    or raise `IncompatibleError` saying why they cannot.
+    """
+
+    encoder: bool = False
+    """The objective trains an encoder (e.g. an adversarial autoencoder)."""
+    discriminator_batchnorm: bool = True
+    """False: the discriminator must not mix samples through BatchNorm (per-sample penalties)."""
+    discriminator_input: Literal["samples", "latent"] = "samples"
+    """What the discriminator judges: data samples, or latent codes."""
+
+    def describe(self) -> list[str]:
+        lines = []
+        if self.encoder:
+            lines.append("an encoder piece (the architecture must provide one)")
+        if not self.discriminator_batchnorm:
+            lines.append("no BatchNorm in the discriminator (layer/instance norm or none)")
+        if self.discriminator_input == "latent":
+            lines.append("a discriminator on latent codes, not on samples")
+        return lines
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What a generator, discriminator or encoder factory builds for."""
+
+    sample_shape: tuple[int, ...]
+    """Shape of one data sample, e.g. (1, 32, 32) for images or (2,) for points."""
+    latent_dim: int
+    value_range: tuple[float, float] | None
+    """Range of the data; (-1, 1) asks for a Tanh output, None for an unbounded one."""
+    needs: Needs = Needs()
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """What a dataset factory is told by the run."""
+
+    data_dir: str | None = None
+    image_size: int | None = None
+    """--image-size, where the user gave one; image datasets resize to it."""
+
+
+@dataclass
+class DataSource:
+    """A dataset, described before it is loaded so shapes are checked first.
+
+    `load()` returns either a float tensor of shape (N, *sample_shape) in `value_range`
+    (held in memory, batched by index), or a `torch.utils.data.Dataset` of such samples
+    (streamed by DataLoader workers).
+    """
+
+    sample_shape: tuple[int, ...]
+    value_range: tuple[float, float] | None
+    load: Callable[[], Any]
+    load_heldout: Callable[[], Any] | None = None
+    """Optional held-out samples (same form as `load()`), for evaluation."""
+
+
+@dataclass
+class Phase:
+    """One optimisation step of a training iteration, run `repeats` times in order.
+
+    `loss(models, batch)` returns a scalar tensor, or `(loss, extras)` where extras is a
+    dict of scalar tensors to log. `after_step(models)` runs after each optimiser step
+    (e.g. weight clipping).
+    """
+
+    name: str
+    loss: Callable[..., Any]
+    optimizer: Any
+    repeats: int = 1
+    uses_real: bool = True
+    after_step: Callable[[Any], None] | None = None
+
+
+def _require_param_dataclass(params: type | None, owner: str) -> None:
+    if params is None:
+        return
+    if not (isinstance(params, type) and dataclasses.is_dataclass(params)):
+        raise TypeError(f"{owner}: params must be a dataclass type, got {params!r}")
+    for f in dataclasses.fields(params):
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise TypeError(f"{owner}: parameter '{f.name}' needs a default")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Component:
+    """Base of every registered component: a name, a one-line summary, typed parameters."""
+
+    kind: ClassVar[str] = "component"
+    name: str
+    summary: str
+    params: type | None = None
+    """A dataclass whose fields (with defaults and `metadata={"help": ...}`) are the parameters."""
+    origin: Origin | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+            raise ValueError(
+                f"{self.kind} name {self.name!r} is invalid: use lowercase letters, digits and '-'"
+                " (pattern [a-z0-9][a-z0-9-]*)"
+            )
+        if not self.summary or "\n" in self.summary.strip():
+            raise ValueError(f"{self.kind} '{self.name}': summary must be one non-empty line")
+        _require_param_dataclass(self.params, f"{self.kind} '{self.name}'")
+
+    def default_params(self) -> Any:
+        return self.params() if self.params is not None else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Network(Component):
+    factory: Callable[[Any, NetworkSpec], Any]
+    """factory(params, spec) -> torch.nn.Module; raise IncompatibleError to refuse."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Generator(_Network):
+    """Maps a (N, latent_dim) noise batch to (N, *sample_shape) samples."""
+
+    kind: ClassVar[str] = "generator"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Discriminator(_Network):
+    """Maps a batch to one raw score (logit) per sample, shape (N,) or (N, 1); no sigmoid."""
+
+    kind: ClassVar[str] = "discriminator"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Encoder(_Network):
+    """Maps a (N, *sample_shape) batch to (N, latent_dim) codes."""
+
+    kind: ClassVar[str] = "encoder"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Architecture(Component):
+    """A preset naming the pieces used together; `--generator`/`--discriminator` override one."""
+
+    kind: ClassVar[str] = "architecture"
+    generator: str
+    discriminator: str
+    encoder: str | None = None
+    latent_dim: int = 64
+    """Default --latent-dim for runs of this architecture."""
+
+    def pieces(self) -> dict[str, str]:
+        found = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.encoder:
+            found["encoder"] = self.encoder
+        return found
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objective(Component):
+    """Losses and their schedule. factory(params) -> object with `phases(models) -> list[Phase]`."""
+
+    kind: ClassVar[str] = "objective"
+    factory: Callable[[Any], Any]
+    needs: Needs = Needs()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dataset(Component):
+    """factory(params, DataContext) -> DataSource."""
+
+    kind: ClassVar[str] = "dataset"
+    factory: Callable[[Any, DataContext], DataSource]
+
+
+NETWORK_ROLES = ("generator", "discriminator", "encoder")
+COMPONENT_TYPES: dict[str, type[Component]] = {
+    cls.kind: cls for cls in (Architecture, Generator, Discriminator, Encoder, Objective, Dataset)
+}

@@ -1,0 +1,158 @@
+"""Turning run settings into checked components, parameters and networks, before any training."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import params as params_mod
+from ._components import NETWORK_ROLES, DataContext, DataSource, NetworkSpec
+from ._registry import Registry
+from .errors import IncompatibleError, ParameterError, UserError
+
+PARAM_SLOTS = ("arch", "generator", "discriminator", "encoder", "objective", "dataset")
+
+
+@dataclass
+class Settings:
+    """Everything `gan run` was asked for; stored in the run directory to resume from."""
+
+    arch: str
+    objective: str
+    dataset: str = "digits"
+    generator: str | None = None
+    discriminator: str | None = None
+    encoder: str | None = None
+    epochs: int | None = None
+    steps: int | None = None
+    batch_size: int = 64
+    latent_dim: int | None = None
+    data_dir: str | None = None
+    image_size: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    sample_every: int | None = None
+    log_every: int = 50
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.steps is not None:
+            raise UserError("give --epochs or --steps, not both")
+        for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        unknown = set(self.params) - set(PARAM_SLOTS)
+        if unknown:
+            raise ParameterError(
+                f"unknown parameter group '{sorted(unknown)[0]}' (valid: {', '.join(PARAM_SLOTS)})"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Plan:
+    """A checked combination: the components chosen, their parameters and the data description."""
+
+    settings: Settings
+    pieces: dict[str, Any]  # role -> Generator/Discriminator/Encoder component
+    objective: Any
+    dataset: Any
+    params: dict[str, Any]  # slot -> params dataclass instance (generator, discriminator, ...)
+    data: DataSource
+    spec: NetworkSpec
+    architecture: Any
+
+    @property
+    def latent_dim(self) -> int:
+        return self.spec.latent_dim
+
+    def component_record(self) -> dict[str, Any]:
+        """Names, parameters and plugin versions of every component, for the run directory."""
+        record = {}
+        slots = {**self.pieces, "objective": self.objective, "dataset": self.dataset}
+        for slot, component in slots.items():
+            origin = component.origin
+            record[slot] = {
+                "name": component.name,
+                "params": params_mod.as_dict(self.params[slot]),
+                "plugin": origin.plugin if origin else None,
+                "distribution": origin.distribution if origin else None,
+                "version": origin.version if origin else None,
+            }
+        return record
+
+    def build_networks(self, device: Any = "cpu") -> dict[str, Any]:
+        """Build each piece for this spec; a piece that cannot comply raises IncompatibleError."""
+        networks = {}
+        for role, component in self.pieces.items():
+            try:
+                module = component.factory(self.params[role], self.spec)
+            except IncompatibleError as error:
+                raise IncompatibleError(
+                    f"{role} '{component.name}' does not fit this run "
+                    f"(objective '{self.objective.name}', dataset '{self.dataset.name}', "
+                    f"sample shape {tuple(self.spec.sample_shape)}): {error}"
+                ) from None
+            networks[role] = module.to(device)
+        return networks
+
+
+def _split_arch_params(values: dict[str, Any], pieces: dict[str, Any], arch_name: str) -> dict[str, dict]:
+    """`-p arch.X=V` sets X on every piece of the architecture that declares X."""
+    spread: dict[str, dict] = {role: {} for role in pieces}
+    for key, value in values.items():
+        owners = [role for role, c in pieces.items() if key in params_mod.fields_of(c.params)]
+        if not owners:
+            valid = sorted({k for c in pieces.values() for k in params_mod.fields_of(c.params)})
+            raise ParameterError(
+                f"architecture '{arch_name}' has no parameter '{key}' (valid: {', '.join(valid) or 'none'})"
+            )
+        for role in owners:
+            spread[role][key] = value
+    return spread
+
+
+def make_plan(registry: Registry, settings: Settings) -> Plan:
+    arch = registry.get("architecture", settings.arch)
+    names = arch.pieces()
+    for role in NETWORK_ROLES:
+        override = getattr(settings, role)
+        if override:
+            names[role] = override
+    pieces = {role: registry.get(role, name) for role, name in names.items()}
+    objective = registry.get("objective", settings.objective)
+    dataset = registry.get("dataset", settings.dataset)
+
+    given = settings.params
+    for slot in given:
+        if slot in NETWORK_ROLES and slot not in pieces:
+            raise ParameterError(f"-p {slot}.*: architecture '{arch.name}' has no {slot}")
+    spread = _split_arch_params(given.get("arch", {}), pieces, arch.name)
+    params: dict[str, Any] = {}
+    for role, component in pieces.items():
+        values = {**spread[role], **given.get(role, {})}
+        params[role] = params_mod.build(component.params, values, f"{role} '{component.name}'")
+    params["objective"] = params_mod.build(objective.params, given.get("objective", {}), f"objective '{objective.name}'")
+    params["dataset"] = params_mod.build(dataset.params, given.get("dataset", {}), f"dataset '{dataset.name}'")
+
+    needs = objective.needs
+    if needs.encoder and "encoder" not in pieces:
+        with_encoder = [a.name for a in registry.components("architecture") if a.encoder]
+        raise IncompatibleError(
+            f"objective '{objective.name}' trains an encoder, and architecture '{arch.name}' has none"
+            + (f" (architectures with an encoder: {', '.join(with_encoder)})" if with_encoder else "")
+        )
+    if "encoder" in pieces and not needs.encoder:
+        raise IncompatibleError(
+            f"architecture '{arch.name}' is an encoder/decoder pair, and objective '{objective.name}' "
+            "does not train an encoder; use an objective that does"
+        )
+
+    context = DataContext(data_dir=settings.data_dir, image_size=settings.image_size)
+    data = dataset.factory(params["dataset"], context)
+    latent = settings.latent_dim or arch.latent_dim
+    spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs)
+    return Plan(settings, pieces, objective, dataset, params, data, spec, arch)

@@ -1,0 +1,279 @@
+"""The `gan` command. Heavy imports (torch, plugins) happen inside commands, not at start-up."""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import PluginLoadError, UserError
+
+KIND_ALIASES = {
+    "architecture": "architecture",
+    "generator": "generator",
+    "discriminator": "discriminator",
+    "encoder": "encoder",
+    "objective": "objective",
+    "dataset": "dataset",
+}
+KIND_ALIASES.update({k + "s": v for k, v in list(KIND_ALIASES.items())})
+KIND_ALIASES["arch"] = "architecture"
+
+
+class _Group(click.Group):
+    """Turns the user's mistakes into one-line errors with exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .training import Interrupted
+
+        try:
+            return super().invoke(ctx)
+        except (UserError, PluginLoadError) as error:
+            raise _fail(str(error)) from None
+        except Interrupted as stop:
+            click.echo(f"{stop}; continue with `gan resume {stop.path.parent.parent}`", err=True)
+            ctx.exit(130)
+
+
+def _fail(message: str) -> click.ClickException:
+    error = click.ClickException(message)
+    error.exit_code = 2
+    return error
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def _registry():
+    from .plugins import load_registry
+
+    warnings.showwarning = _show_warning
+    return load_registry()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gan-registry", prog_name="gan")
+def cli() -> None:
+    """Train GANs from installed architecture, objective and dataset plugins."""
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_command(as_json: bool) -> None:
+    """Installed plugins, their versions, what each registers, and broken ones."""
+    registry = _registry()
+    rows = [p.as_dict() for p in registry.plugins]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no plugins installed")
+    for row in rows:
+        dist = f"{row['distribution']} {row['version']}" if row["distribution"] else "(in-process)"
+        click.echo(f"{row['name']}  [{dist}]  {row['status']}")
+        for kind, names in row["registers"].items():
+            click.echo(f"    {kind}: {', '.join(names)}")
+        if row["error"]:
+            click.echo(f"    error: {row['error']}")
+
+
+def _component_row(c) -> dict[str, Any]:
+    from . import params
+
+    row = {
+        "kind": c.kind,
+        "name": c.name,
+        "summary": c.summary,
+        "plugin": c.origin.plugin if c.origin else None,
+        "distribution": c.origin.distribution if c.origin else None,
+        "version": c.origin.version if c.origin else None,
+        "parameters": params.describe(c.params),
+    }
+    if c.kind == "architecture":
+        row["pieces"] = c.pieces()
+        row["latent_dim"] = c.latent_dim
+    needs = getattr(c, "needs", None)
+    if needs is not None:
+        row["needs"] = needs.describe()
+    return row
+
+
+@cli.command("list")
+@click.argument("kind", required=False, type=click.Choice(sorted(KIND_ALIASES)), metavar="[KIND]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(kind: str | None, as_json: bool) -> None:
+    """Registered components, optionally of one KIND (architectures, objectives, datasets, ...)."""
+    registry = _registry()
+    components = registry.components(KIND_ALIASES[kind] if kind else None)
+    if as_json:
+        click.echo(json.dumps([_component_row(c) for c in components], indent=2, default=str))
+        return
+    current = None
+    for c in components:
+        if c.kind != current:
+            current = c.kind
+            click.echo(f"{c.kind}s:")
+        click.echo(f"  {c.name:<20} {c.summary}")
+
+
+@cli.command("describe")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(sorted(set(KIND_ALIASES.values()))), help="When NAME is taken by several kinds.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def describe_command(name: str, kind: str | None, as_json: bool) -> None:
+    """Summary, parameters (type, default, help), needs and providing plugin of NAME."""
+    registry = _registry()
+    found = [registry.get(kind, name)] if kind else registry.find(name)
+    if not found:
+        import difflib
+
+        every = sorted({c.name for c in registry.components()})
+        close = difflib.get_close_matches(name, every, n=3, cutoff=0.5)
+        raise UserError(f"no component named '{name}'" + (f"; did you mean {', '.join(close)}?" if close else ""))
+    rows = [_component_row(c) for c in found]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        source = f"{row['plugin']} ({row['distribution']} {row['version']})" if row["distribution"] else row["plugin"]
+        click.echo(f"{row['kind']} {row['name']}: {row['summary']}")
+        click.echo(f"  from: {source}")
+        for role, piece in row.get("pieces", {}).items():
+            click.echo(f"  {role}: {piece}")
+        if "latent_dim" in row:
+            click.echo(f"  default latent dim: {row['latent_dim']}")
+        for need in row.get("needs", []):
+            click.echo(f"  needs: {need}")
+        if row["parameters"]:
+            click.echo("  parameters:")
+        for p in row["parameters"]:
+            click.echo(f"    {p['name']} ({p['type']}, default {p['default']!r}): {p['help']}")
+
+
+def _parse_param_flags(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    grouped: dict[str, dict[str, str]] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        slot, dot, name = key.partition(".")
+        if not sep or not dot or not slot or not name:
+            raise UserError(f"-p {item!r}: expected KIND.PARAM=VALUE, e.g. -p objective.label_smoothing=0.1")
+        grouped.setdefault(slot.strip(), {})[name.strip()] = value
+    return grouped
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"--config {path}: no such file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"--config {path}: {error}") from None
+
+
+def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tuple[str, ...]):
+    """TOML settings first, then command-line flags over them."""
+    import dataclasses
+
+    from ._plan import Settings
+
+    known = {f.name for f in dataclasses.fields(Settings)} - {"params"}
+    values: dict[str, Any] = {}
+    params: dict[str, dict[str, Any]] = {}
+    if config_path is not None:
+        data = _read_toml(config_path)
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name == "params":
+                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                    raise UserError(f"--config {config_path}: [params.KIND] tables expected")
+                params = {slot: dict(table) for slot, table in value.items()}
+            elif name in known:
+                values[name] = value
+            else:
+                raise UserError(f"--config {config_path}: unknown key '{key}' (valid: {', '.join(sorted(known))}, params)")
+    values.update({k: v for k, v in flags.items() if v is not None})
+    for slot, table in _parse_param_flags(param_flags).items():
+        params.setdefault(slot, {}).update(table)
+    for required in ("arch", "objective"):
+        if required not in values:
+            raise UserError(f"--{required} is required (or set '{required}' in --config)")
+    try:
+        return Settings(**values, params=params)
+    except TypeError as error:
+        raise UserError(f"invalid settings: {error}") from None
+
+
+@cli.command("run")
+@click.option("--arch", help="Architecture preset: picks the generator and discriminator.")
+@click.option("--objective", help="Objective: losses, optimisers and schedule.")
+@click.option("--dataset", help="Dataset (default: digits, which works offline).")
+@click.option("--generator", help="Use this generator instead of the architecture's.")
+@click.option("--discriminator", help="Use this discriminator instead of the architecture's.")
+@click.option("--epochs", type=int, help="Train until this many epochs in total.")
+@click.option("--steps", type=int, help="Train until this many generator steps in total.")
+@click.option("--batch-size", type=int, help="Samples per batch (default 64).")
+@click.option("--latent-dim", type=int, help="Noise/code size (default: the architecture's).")
+@click.option("--data-dir", type=click.Path(), help="Where dataset files are.")
+@click.option("--image-size", type=int, help="Resize image datasets to this many pixels a side.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Default auto.")
+@click.option("--seed", type=int, help="Random seed (default 0).")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<time>-<arch>-<objective>-<dataset>).")
+@click.option("--sample-every", type=int, help="Write a sample grid and checkpoint every N steps (default: each epoch).")
+@click.option("--log-every", type=int, help="Log losses every N steps (default 50).")
+@click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
+@click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
+def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | None, no_progress: bool, **flags: Any) -> None:
+    """Train a GAN: gan run --arch mlp --objective gan --dataset gaussians."""
+    from . import runs
+
+    settings = _settings(config_path, flags, param)
+    if settings.epochs is None and settings.steps is None:
+        settings.epochs = DEFAULT_EPOCHS
+    run_dir = runs.start(_registry(), settings, out, progress=not no_progress)
+    click.echo(f"done: {run_dir}")
+
+
+DEFAULT_EPOCHS = 20
+
+
+@cli.command("resume")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--epochs", type=int, help="New total number of epochs.")
+@click.option("--steps", type=int, help="New total number of generator steps.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
+def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device: str | None, no_progress: bool) -> None:
+    """Continue a run from its last checkpoint, to a new total if given."""
+    from . import runs
+
+    if epochs is not None and steps is not None:
+        raise UserError("give --epochs or --steps, not both")
+    runs.resume(_registry(), run_dir, steps=steps, epochs=epochs, device=device, progress=not no_progress)
+    click.echo(f"done: {run_dir}")
+
+
+@cli.command("sample")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".png grid/scatter, or .pt/.npy raw samples.")
+def sample_command(run_dir: Path, count: int, seed: int, output: Path) -> None:
+    """Draw samples from a run's generator."""
+    from . import runs
+
+    path = runs.sample(_registry(), run_dir, count, seed, output)
+    click.echo(f"wrote {path}")
+
+
+def main() -> None:
+    cli(prog_name="gan")

@@ -1,0 +1,81 @@
+"""Batches for the training loop, in an order that depends only on (seed, epoch).
+
+Because each epoch's order is derived from the seed and the epoch number, resuming needs
+only the epoch and the position within it: no sampler state to pickle.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+
+from .errors import UserError
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+class _OrderSampler(torch.utils.data.Sampler):
+    def __init__(self, order: torch.Tensor) -> None:
+        self.order = order
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+class Batches:
+    """Endless full batches; `epoch` and `position` say where it stands."""
+
+    def __init__(self, source: Any, batch_size: int, seed: int, device: torch.device, workers: int = 2) -> None:
+        self.in_memory = isinstance(source, torch.Tensor)
+        self.source = source.to(device) if self.in_memory else source
+        self.n = len(source)
+        if self.n < batch_size:
+            raise UserError(f"the dataset has {self.n} samples, fewer than one batch of {batch_size}; lower --batch-size")
+        self.batch_size, self.seed, self.device, self.workers = batch_size, seed, device, workers
+        self.per_epoch = self.n // batch_size
+        self.epoch, self.position = 0, 0
+        self._iter: Iterator[torch.Tensor] | None = None
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def restore(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._iter = None
+
+    def _epoch_iter(self) -> Iterator[torch.Tensor]:
+        order = epoch_order(self.n, self.seed, self.epoch)[: self.per_epoch * self.batch_size]
+        start = self.position * self.batch_size
+        if self.in_memory:
+            order = order.to(self.device)
+            for i in range(start, len(order), self.batch_size):
+                yield self.source.index_select(0, order[i : i + self.batch_size])
+            return
+        loader = torch.utils.data.DataLoader(
+            self.source,
+            batch_size=self.batch_size,
+            sampler=_OrderSampler(order[start:]),
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+        )
+        for batch in loader:
+            if isinstance(batch, (list, tuple)):
+                batch = batch[0]
+            yield batch.to(self.device, non_blocking=True)
+
+    def next(self) -> torch.Tensor:
+        """The next batch; `epoch` counts completed epochs as soon as the last batch is handed out."""
+        if self._iter is None:
+            self._iter = self._epoch_iter()
+        batch = next(self._iter)
+        self.position += 1
+        if self.position == self.per_epoch:
+            self.epoch, self.position, self._iter = self.epoch + 1, 0, None
+        return batch

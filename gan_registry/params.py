@@ -1,0 +1,116 @@
+"""Typed component parameters: parsing `-p KIND.NAME=VALUE` strings and TOML values."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal
+
+from .errors import ParameterError
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def fields_of(params_type: type | None) -> dict[str, dataclasses.Field]:
+    if params_type is None:
+        return {}
+    return {f.name: f for f in dataclasses.fields(params_type)}
+
+
+def field_types(params_type: type | None) -> dict[str, Any]:
+    return typing.get_type_hints(params_type) if params_type is not None else {}
+
+
+def type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return "{" + "|".join(str(a) for a in args) + "}"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is tuple:
+        return "tuple[" + ", ".join(type_name(a) for a in args) + "]"
+    return "none" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def convert(value: Any, tp: Any) -> Any:
+    """Convert a string (from the command line) or a TOML value to `tp`, or raise ValueError."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() == "none")):
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return convert(value, arg)
+            except ValueError:
+                continue
+        raise ValueError(f"expected {type_name(tp)}")
+    if origin is Literal:
+        for choice in args:
+            if value == choice or (isinstance(value, str) and str(choice) == value):
+                return choice
+        raise ValueError(f"expected one of {', '.join(map(str, args))}")
+    if origin is tuple:
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+        inner = list(args)
+        if len(inner) == 2 and inner[1] is Ellipsis:
+            inner = [inner[0]] * len(items)
+        if len(items) != len(inner):
+            raise ValueError(f"expected {len(inner)} comma-separated values")
+        return tuple(convert(v, t) for v, t in zip(items, inner))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ValueError("expected true or false")
+    if tp is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError("expected an integer")
+        return int(value) if not isinstance(value, str) else int(value, 0)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    raise ValueError(f"unsupported parameter type {type_name(tp)}")
+
+
+def build(params_type: type | None, values: dict[str, Any], owner: str) -> Any:
+    """Instantiate `params_type` with `values` (strings or TOML values) converted by declared type."""
+    known = fields_of(params_type)
+    types_ = field_types(params_type)
+    converted = {}
+    for key, raw in values.items():
+        if key not in known:
+            valid = ", ".join(known) if known else "none"
+            raise ParameterError(f"{owner} has no parameter '{key}' (valid: {valid})")
+        try:
+            converted[key] = convert(raw, types_[key])
+        except ValueError as error:
+            raise ParameterError(f"{owner} parameter '{key}'={raw!r}: {error}") from None
+    if params_type is None:
+        return None
+    try:
+        return params_type(**converted)
+    except (ValueError, TypeError) as error:  # a __post_init__ check of the plugin's own
+        raise ParameterError(f"{owner}: {error}") from None
+
+
+def describe(params_type: type | None) -> list[dict[str, Any]]:
+    """One dict per parameter: name, type, default, help."""
+    types_ = field_types(params_type)
+    rows = []
+    for name, f in fields_of(params_type).items():
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append(
+            {"name": name, "type": type_name(types_[name]), "default": default, "help": f.metadata.get("help", "")}
+        )
+    return rows
+
+
+def as_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params) if params is not None else {}

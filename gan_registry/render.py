@@ -1,0 +1,46 @@
+"""Pictures of samples: image grids, and scatter plots for 2D points."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+SCATTER_SIZE = 512
+
+
+def _scatter(points: torch.Tensor, path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (SCATTER_SIZE, SCATTER_SIZE), "white")
+    draw = ImageDraw.Draw(image)
+    finite = points[torch.isfinite(points).all(dim=1)]
+    extent = float(finite.abs().max()) * 1.1 if len(finite) else 1.0
+    extent = max(extent, 1e-3)
+    half = SCATTER_SIZE / 2
+    draw.line([(half, 0), (half, SCATTER_SIZE)], fill=(220, 220, 220))
+    draw.line([(0, half), (SCATTER_SIZE, half)], fill=(220, 220, 220))
+    for x, y in finite.tolist():
+        px, py = half + x / extent * half, half - y / extent * half
+        draw.ellipse([px - 1.5, py - 1.5, px + 1.5, py + 1.5], fill=(31, 119, 180))
+    draw.text((4, 4), f"x, y in [-{extent:.3g}, {extent:.3g}]", fill=(80, 80, 80))
+    image.save(path)
+
+
+def save(samples: torch.Tensor, path: Path, value_range: tuple[float, float] | None) -> None:
+    """Write `samples` as a picture: an image grid for (N, C, H, W), a scatter plot for (N, 2)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = samples.detach().float().cpu()
+    if samples.dim() == 2 and samples.shape[1] == 2:
+        _scatter(samples, path)
+        return
+    if samples.dim() == 2:  # flat vectors: show each as a one-row strip
+        samples = samples[:, None, None, :]
+    if samples.dim() != 4:
+        raise ValueError(f"cannot draw samples of shape {tuple(samples.shape[1:])} as a picture")
+    from torchvision.utils import save_image
+
+    lo, hi = value_range if value_range is not None else (float(samples.min()), float(samples.max()))
+    scaled = ((samples - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
+    save_image(scaled, path, nrow=max(1, int(math.ceil(math.sqrt(len(samples))))), padding=2)

@@ -1,0 +1,161 @@
+"""Run directories: starting, resuming and reading back a run."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__, checkpoint
+from ._plan import Plan, Settings, make_plan
+from ._registry import Registry
+from .errors import UserError
+
+CONFIG_NAME = "config.json"
+
+
+def default_run_dir(settings: Settings, root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return root / f"{stamp}-{settings.arch}-{settings.objective}-{settings.dataset}"
+
+
+def write_config(run_dir: Path, plan: Plan) -> None:
+    import torch
+
+    config = {
+        "settings": plan.settings.as_dict(),
+        "components": plan.component_record(),
+        "sample_shape": list(plan.spec.sample_shape),
+        "value_range": list(plan.spec.value_range) if plan.spec.value_range else None,
+        "latent_dim": plan.latent_dim,
+        "versions": {"gan-registry": __version__, "torch": torch.__version__, "python": platform.python_version()},
+    }
+    (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"no run directory at {run_dir}")
+    path = run_dir / CONFIG_NAME
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_NAME})") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON: {error}") from None
+
+
+def plan_for_run(registry: Registry, run_dir: Path, **overrides: Any) -> tuple[Plan, dict[str, Any]]:
+    """Rebuild the plan a run was made with, checking its components are still installed."""
+    config = read_config(run_dir)
+    try:
+        settings = Settings(**{**config["settings"], **overrides})
+    except TypeError as error:
+        raise UserError(f"{run_dir}/{CONFIG_NAME} does not match this gan-registry version: {error}") from None
+    plan = make_plan(registry, settings)
+    for slot, was in config.get("components", {}).items():
+        now = plan.component_record().get(slot, {})
+        if was.get("version") != now.get("version"):
+            import warnings
+
+            warnings.warn(
+                f"{slot} '{was.get('name')}' was {was.get('distribution')} {was.get('version')} for this run,"
+                f" now {now.get('distribution')} {now.get('version')}",
+                stacklevel=2,
+            )
+    return plan, config
+
+
+def start(registry: Registry, settings: Settings, out: Path | None, progress: bool) -> Path:
+    from .training import Trainer, resolve_device, seed_everything
+
+    plan = make_plan(registry, settings)
+    device = resolve_device(settings.device)
+    run_dir = Path(out) if out else default_run_dir(settings)
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        raise UserError(f"{run_dir} already holds a run; continue it with `gan resume {run_dir}` or pick another --out")
+    seed_everything(settings.seed)
+    trainer = Trainer(plan, run_dir, device, progress=progress)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, plan)
+    print(f"run directory: {run_dir}", flush=True)
+    trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
+    return run_dir
+
+
+def resume(
+    registry: Registry,
+    run_dir: Path,
+    *,
+    steps: int | None,
+    epochs: int | None,
+    device: str | None,
+    progress: bool,
+) -> Path:
+    from .training import Trainer, resolve_device
+
+    run_dir = Path(run_dir)
+    overrides: dict[str, Any] = {}
+    if steps is not None or epochs is not None:
+        overrides = {"steps": steps, "epochs": epochs}
+    if device is not None:
+        overrides["device"] = device
+    plan, _ = plan_for_run(registry, run_dir, **overrides)
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    settings = plan.settings
+    trainer = Trainer(plan, run_dir, resolve_device(settings.device), progress=progress)
+    trainer.load_state_dict(state)
+    if settings.steps is not None and trainer.step >= settings.steps:
+        raise UserError(f"{run_dir} is already at step {trainer.step}; ask for more with --steps N (a new total)")
+    if settings.epochs is not None and trainer.batches.epoch >= settings.epochs:
+        raise UserError(
+            f"{run_dir} has already trained {trainer.batches.epoch} epochs; ask for more with --epochs N (a new total)"
+        )
+    write_config(run_dir, plan)
+    print(f"resuming {run_dir} at step {trainer.step}", flush=True)
+    trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
+    return run_dir
+
+
+def load_networks(registry: Registry, run_dir: Path, device: str = "cpu") -> tuple[Plan, dict[str, Any]]:
+    """The run's networks with their last checkpointed weights, in eval mode."""
+    import torch
+
+    plan, _ = plan_for_run(registry, run_dir)
+    state = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")
+    networks = torch.nn.ModuleDict(plan.build_networks(device))
+    networks.load_state_dict(state["models"])
+    networks.eval()
+    return plan, dict(networks.items())
+
+
+def sample(registry: Registry, run_dir: Path, n: int, seed: int, out: Path) -> Path:
+    import numpy as np
+    import torch
+
+    from . import render
+
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".png", ".pt", ".npy"):
+        raise UserError(f"-o {out}: use a .png, .pt or .npy file name")
+    if n < 1:
+        raise UserError("-n must be at least 1")
+    plan, networks = load_networks(registry, run_dir)
+    generator = torch.Generator().manual_seed(seed)
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, n, 1024):
+            z = torch.randn(min(1024, n - start), plan.latent_dim, generator=generator)
+            chunks.append(networks["generator"](z).float())
+    samples = torch.cat(chunks)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".png":
+        render.save(samples, out, plan.spec.value_range)
+    elif suffix == ".pt":
+        torch.save(samples, out)
+    else:
+        np.save(out, samples.numpy())
+    return out

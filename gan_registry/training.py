@@ -1,0 +1,229 @@
+"""The one training loop: every objective runs through it as a list of phases."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoint, render
+from ._plan import Plan
+from .data import Batches
+
+FIXED_NOISE_SEED_OFFSET = 7919
+
+
+@dataclass
+class StepBatch:
+    """What a phase's loss receives: the real batch (if the phase uses one) and a noise source."""
+
+    real: torch.Tensor | None
+    size: int
+    latent_dim: int
+    device: torch.device
+
+    def noise(self, n: int | None = None) -> torch.Tensor:
+        return torch.randn(n or self.size, self.latent_dim, device=self.device)
+
+
+class Interrupted(Exception):
+    """Training stopped on Ctrl-C after writing a checkpoint."""
+
+    def __init__(self, step: int, path: Path) -> None:
+        super().__init__(f"interrupted at step {step}; checkpoint written to {path}")
+        self.step, self.path = step, path
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(name, False):
+        from .errors import UserError
+
+        raise UserError(f"device '{name}' is not available here (use --device auto or cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _unpack(output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    if isinstance(output, tuple):
+        return output[0], output[1]
+    return output, {}
+
+
+class Trainer:
+    """Holds the models, optimisers, data position and counters of one run."""
+
+    def __init__(self, plan: Plan, run_dir: Path, device: torch.device, *, progress: bool = True) -> None:
+        s = plan.settings
+        self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
+        self.models = torch.nn.ModuleDict(plan.build_networks(device))
+        self.objective = plan.objective.factory(plan.params["objective"])
+        self.phases = self.objective.phases(self.models)
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objective '{plan.objective.name}' has duplicate phase names: {names}")
+        self.batches = Batches(plan.data.load(), s.batch_size, s.seed, device)
+        self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
+        fixed_count = 64 if len(plan.spec.sample_shape) == 3 else 1024
+        g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
+        self.fixed_noise = torch.randn(fixed_count, plan.latent_dim, generator=g).to(device)
+        self.step = 0
+        self._stop_requested = False
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "data": self.batches.state(),
+            "models": self.models.state_dict(),
+            "optimizers": {p.name: p.optimizer.state_dict() for p in self.phases},
+            "fixed_noise": self.fixed_noise.cpu(),
+            "rng": checkpoint.rng_state(),
+            "settings": self.plan.settings.as_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.batches.restore(state["data"])
+        self.models.load_state_dict(state["models"])
+        for phase in self.phases:
+            phase.optimizer.load_state_dict(state["optimizers"][phase.name])
+        self.fixed_noise = state["fixed_noise"].to(self.device)
+        checkpoint.set_rng_state(state["rng"])
+
+    def save(self) -> Path:
+        checkpoint.save_atomic(self.state_dict(), self.checkpoint_path)
+        return self.checkpoint_path
+
+    # -- loop -----------------------------------------------------------------------------
+    def _estimate_total(self, max_steps: int | None, max_epochs: int | None) -> int | None:
+        if max_steps is not None:
+            return max_steps
+        if max_epochs is not None:
+            return math.ceil(max_epochs * self.batches.per_epoch / self.real_batches_per_step)
+        return None
+
+    def _done(self, max_steps: int | None, max_epochs: int | None) -> bool:
+        return (max_steps is not None and self.step >= max_steps) or (
+            max_epochs is not None and self.batches.epoch >= max_epochs
+        )
+
+    def _run_step(self, sums: dict[str, torch.Tensor]) -> int:
+        """One generator step with all its phases; returns the number of real samples used."""
+        used = 0
+        latent, size = self.plan.latent_dim, self.plan.settings.batch_size
+        for phase in self.phases:
+            for _ in range(phase.repeats):
+                real = self.batches.next() if phase.uses_real else None
+                used += 0 if real is None else real.shape[0]
+                batch = StepBatch(real, size if real is None else real.shape[0], latent, self.device)
+                loss, extras = _unpack(phase.loss(self.models, batch))
+                phase.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                phase.optimizer.step()
+                if phase.after_step is not None:
+                    phase.after_step(self.models)
+                # Accumulate on the device: reading values forces a sync, so that waits for the log.
+                for key, value in ((f"loss/{phase.name}", loss), *extras.items()):
+                    value = value.detach().float()
+                    sums[key] = sums[key] + value if key in sums else value
+                    sums[f"#{key}"] = sums.get(f"#{key}", 0) + 1
+        return used
+
+    def write_samples(self, tag: str) -> Path:
+        generator = self.models["generator"]
+        was_training = generator.training
+        generator.eval()
+        with torch.no_grad():
+            samples = generator(self.fixed_noise).float().cpu()
+        generator.train(was_training)
+        path = self.run_dir / "samples" / f"{tag}.png"
+        render.save(samples, path, self.plan.data.value_range)
+        return path
+
+    def _log(self, sums: dict[str, torch.Tensor], used: int, seconds: float, bar: Any) -> None:
+        record: dict[str, Any] = {"step": self.step, "epoch": self.batches.epoch}
+        for key, value in sums.items():
+            if not key.startswith("#"):
+                record[key] = round(value.item() / sums[f"#{key}"], 6)
+        record["images_per_s"] = round(used / seconds, 1) if seconds > 0 else None
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")}
+        if bar is not None:
+            bar.set_postfix(epoch=record["epoch"], **shown, img_s=record["images_per_s"], refresh=False)
+        else:
+            parts = " ".join(f"{k}={v}" for k, v in shown.items())
+            print(
+                f"step {self.step} epoch {record['epoch']} {parts} images/s={record['images_per_s']}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def train(self, max_steps: int | None = None, max_epochs: int | None = None) -> None:
+        s = self.plan.settings
+        self.models.train()
+        total = self._estimate_total(max_steps, max_epochs)
+        bar = None
+        if self.progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+        previous = signal.signal(signal.SIGINT, self._request_stop)
+        sums: dict[str, torch.Tensor] = {}
+        used, started = 0, time.perf_counter()
+        try:
+            while not self._done(max_steps, max_epochs):
+                if self._stop_requested:
+                    raise Interrupted(self.step, self.save())
+                epoch_before = self.batches.epoch
+                used += self._run_step(sums)
+                self.step += 1
+                if bar is not None:
+                    bar.update(1)
+                finished = self._done(max_steps, max_epochs)
+                if self.step % s.log_every == 0 or finished:
+                    self._log(sums, used, time.perf_counter() - started, bar)
+                    sums, used, started = {}, 0, time.perf_counter()
+                if s.sample_every is not None:
+                    if self.step % s.sample_every == 0:
+                        self.write_samples(f"step-{self.step:07d}")
+                        self.save()
+                elif self.batches.epoch != epoch_before:
+                    self.write_samples(f"epoch-{self.batches.epoch:04d}")
+                    self.save()
+            self.write_samples(f"final-step-{self.step:07d}")
+            self.save()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if bar is not None:
+                bar.close()
+
+    def _request_stop(self, signum, frame) -> None:
+        if self._stop_requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        print("\nstopping after this step; writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)

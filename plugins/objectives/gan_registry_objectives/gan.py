@@ -1,0 +1,71 @@
+"""The original GAN objective (Goodfellow et al. 2014), on logits for numerical stability."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gan_registry import Objective, Phase, hookimpl
+
+
+@dataclass
+class GANParams:
+    generator_loss: Literal["non-saturating", "minimax"] = field(
+        default="non-saturating",
+        metadata={"help": "non-saturating: max log D(G(z)); minimax: min log(1 - D(G(z))) as in the paper's game"},
+    )
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "one-sided: real targets become 1 - label_smoothing (Salimans et al. 2016)"}
+    )
+    discriminator_steps: int = field(default=1, metadata={"help": "discriminator steps per generator step"})
+    lr_generator: float = field(default=2e-4, metadata={"help": "Adam learning rate of the generator"})
+    lr_discriminator: float = field(default=2e-4, metadata={"help": "Adam learning rate of the discriminator"})
+    betas: tuple[float, float] = field(default=(0.5, 0.999), metadata={"help": "Adam betas (DCGAN's)"})
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError("label_smoothing must be in [0, 1)")
+        if self.discriminator_steps < 1:
+            raise ValueError("discriminator_steps must be at least 1")
+
+
+class GANObjective:
+    def __init__(self, params: GANParams) -> None:
+        self.params = params
+
+    def discriminator_loss(self, models, batch):
+        import torch
+        import torch.nn.functional as F
+
+        with torch.no_grad():
+            fake = models.generator(batch.noise())
+        real_logits = models.discriminator(batch.real).view(-1)
+        fake_logits = models.discriminator(fake).view(-1)
+        real_target = torch.full_like(real_logits, 1.0 - self.params.label_smoothing)
+        return F.binary_cross_entropy_with_logits(real_logits, real_target) + F.binary_cross_entropy_with_logits(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
+
+    def generator_loss(self, models, batch):
+        import torch.nn.functional as F
+
+        logits = models.discriminator(models.generator(batch.noise())).view(-1)
+        if self.params.generator_loss == "minimax":
+            return -F.softplus(logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+        return F.softplus(-logits).mean()  # -log sigmoid(l)
+
+    def phases(self, models):
+        from torch.optim import Adam
+
+        p = self.params
+        return [
+            Phase(name="discriminator", loss=self.discriminator_loss, repeats=p.discriminator_steps,
+                  optimizer=Adam(models.discriminator.parameters(), lr=p.lr_discriminator, betas=p.betas)),
+            Phase(name="generator", loss=self.generator_loss, uses_real=False,
+                  optimizer=Adam(models.generator.parameters(), lr=p.lr_generator, betas=p.betas)),
+        ]
+
+
+@hookimpl
+def register_objectives(register):
+    register(Objective(name="gan", summary="Original GAN: BCE on logits, non-saturating generator loss by default",
+                       params=GANParams, factory=GANObjective))
