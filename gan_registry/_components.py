@@ -88,6 +88,8 @@ class DataSource:
     load: Callable[[], Any]
     load_heldout: Callable[[], Any] | None = None
     """Optional held-out samples (same form as `load()`), for evaluation."""
+    reference: dict[str, Any] = field(default_factory=dict)
+    """Facts about the true distribution that metrics may use, e.g. {"mode_centers": ..., "mode_std": ...}."""
 
 
 @dataclass
@@ -189,7 +191,12 @@ class Architecture(Component):
 
 @dataclass(frozen=True, kw_only=True)
 class Objective(Component):
-    """Losses and their schedule. factory(params) -> object with `phases(models) -> list[Phase]`."""
+    """Losses and their schedule.
+
+    factory(params) -> an object with `phases(models) -> list[Phase]`, and optionally
+    `sample_latent(n, latent_dim, device, generator=None) -> Tensor` when its prior is not
+    the standard normal (used for training noise, sample grids and `gan sample`).
+    """
 
     kind: ClassVar[str] = "objective"
     factory: Callable[[Any], Any]
@@ -204,7 +211,19 @@ class Dataset(Component):
     factory: Callable[[Any, DataContext], DataSource]
 
 
+@dataclass(frozen=True, kw_only=True)
+class Metric(Component):
+    """An evaluation of generated samples.
+
+    factory(params) -> callable(samples, data: DataSource) -> dict[str, float]; it raises
+    IncompatibleError when it does not apply to that data (e.g. needs known mode centres).
+    """
+
+    kind: ClassVar[str] = "metric"
+    factory: Callable[[Any], Any]
+
+
 NETWORK_ROLES = ("generator", "discriminator", "encoder")
 COMPONENT_TYPES: dict[str, type[Component]] = {
-    cls.kind: cls for cls in (Architecture, Generator, Discriminator, Encoder, Objective, Dataset)
+    cls.kind: cls for cls in (Architecture, Generator, Discriminator, Encoder, Objective, Dataset, Metric)
 }

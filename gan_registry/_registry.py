@@ -7,15 +7,6 @@ from dataclasses import dataclass, field
 from ._components import COMPONENT_TYPES, Component
 from .errors import DuplicateComponentError, UnknownComponentError
 
-KIND_PLURALS = {
-    "architecture": "architectures",
-    "generator": "generators",
-    "discriminator": "discriminators",
-    "encoder": "encoders",
-    "objective": "objectives",
-    "dataset": "datasets",
-}
-
 
 @dataclass
 class PluginInfo:

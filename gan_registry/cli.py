@@ -18,6 +18,7 @@ KIND_ALIASES = {
     "encoder": "encoder",
     "objective": "objective",
     "dataset": "dataset",
+    "metric": "metric",
 }
 KIND_ALIASES.update({k + "s": v for k, v in list(KIND_ALIASES.items())})
 KIND_ALIASES["arch"] = "architecture"
@@ -268,11 +269,47 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".png grid/scatter, or .pt/.npy raw samples.")
 def sample_command(run_dir: Path, count: int, seed: int, output: Path) -> None:
-    """Draw samples from a run's generator."""
-    from . import runs
+    """Draw samples from a run's generator (raw samples are in the dataset's value range)."""
+    from . import generate
 
-    path = runs.sample(_registry(), run_dir, count, seed, output)
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {generate.sample(_registry(), run_dir, count, seed, output)}")
+
+
+@cli.command("reconstruct")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-n", "count", type=int, default=32, show_default=True, help="Number of held-out inputs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG of input/reconstruction rows.")
+def reconstruct_command(run_dir: Path, count: int, seed: int, output: Path) -> None:
+    """Encode and decode held-out data with a run that has an encoder."""
+    from . import generate
+
+    path, error = generate.reconstruct(_registry(), run_dir, count, seed, output)
+    click.echo(f"wrote {path} (mean L1 reconstruction error {error:.4f})")
+
+
+@cli.command("eval")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--metric", "metrics", multiple=True, help="Metric to run (repeatable; default: every one that applies).")
+@click.option("--samples", "count", type=int, default=2500, show_default=True, help="Generated samples to evaluate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def eval_command(run_dir: Path, metrics: tuple[str, ...], count: int, seed: int, as_json: bool) -> None:
+    """Evaluate a run's samples with metric plugins; also writes RUN_DIR/eval.json."""
+    from . import generate
+
+    if count < 1:
+        raise UserError("--samples must be at least 1")
+    report = generate.evaluate(_registry(), run_dir, metrics, count, seed)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for name, values in report["metrics"].items():
+        click.echo(f"{name}:")
+        for key, value in values.items():
+            click.echo(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    for name, reason in report["skipped"].items():
+        click.echo(f"skipped {name}: {reason}")
 
 
 def main() -> None:

@@ -22,3 +22,8 @@ def register_objectives(register):
 @hookspec
 def register_datasets(register):
     """Register datasets: sample shape, value range and a loader."""
+
+
+@hookspec
+def register_metrics(register):
+    """Register metrics that evaluate a run's samples (`gan eval`)."""

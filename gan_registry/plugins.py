@@ -22,6 +22,7 @@ HOOK_KINDS = {
     "register_architectures": ("architecture", "generator", "discriminator", "encoder"),
     "register_objectives": ("objective",),
     "register_datasets": ("dataset",),
+    "register_metrics": ("metric",),
 }
 
 

@@ -39,8 +39,30 @@ def save(samples: torch.Tensor, path: Path, value_range: tuple[float, float] | N
         samples = samples[:, None, None, :]
     if samples.dim() != 4:
         raise ValueError(f"cannot draw samples of shape {tuple(samples.shape[1:])} as a picture")
+    _save_grid(samples, path, value_range, nrow=max(1, int(math.ceil(math.sqrt(len(samples))))))
+
+
+def _save_grid(images: torch.Tensor, path: Path, value_range, nrow: int) -> None:
     from torchvision.utils import save_image
 
-    lo, hi = value_range if value_range is not None else (float(samples.min()), float(samples.max()))
-    scaled = ((samples - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
-    save_image(scaled, path, nrow=max(1, int(math.ceil(math.sqrt(len(samples))))), padding=2)
+    lo, hi = value_range if value_range is not None else (float(images.min()), float(images.max()))
+    save_image(((images - lo) / max(hi - lo, 1e-12)).clamp(0, 1), path, nrow=nrow, padding=2)
+
+
+def save_pairs(inputs: torch.Tensor, outputs: torch.Tensor, path: Path, value_range, per_row: int = 8) -> None:
+    """A row of inputs above a row of their reconstructions, repeated."""
+    if inputs.dim() != 4:
+        raise ValueError(f"reconstruction pairs are drawn for images, not samples of shape {tuple(inputs.shape[1:])}")
+    inputs, outputs = inputs.detach().float().cpu(), outputs.detach().float().cpu()
+    blank_value = value_range[0] if value_range is not None else float(inputs.min())
+    rows = []
+    for start in range(0, len(inputs), per_row):
+        for part in (inputs, outputs):
+            row = part[start : start + per_row]
+            if len(row) < per_row:
+                blank = torch.full((per_row - len(row), *row.shape[1:]), blank_value)
+                row = torch.cat([row, blank])
+            rows.append(row)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_grid(torch.cat(rows), path, value_range, nrow=per_row)

@@ -129,33 +129,3 @@ def load_networks(registry: Registry, run_dir: Path, device: str = "cpu") -> tup
     networks.load_state_dict(state["models"])
     networks.eval()
     return plan, dict(networks.items())
-
-
-def sample(registry: Registry, run_dir: Path, n: int, seed: int, out: Path) -> Path:
-    import numpy as np
-    import torch
-
-    from . import render
-
-    suffix = Path(out).suffix.lower()
-    if suffix not in (".png", ".pt", ".npy"):
-        raise UserError(f"-o {out}: use a .png, .pt or .npy file name")
-    if n < 1:
-        raise UserError("-n must be at least 1")
-    plan, networks = load_networks(registry, run_dir)
-    generator = torch.Generator().manual_seed(seed)
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, n, 1024):
-            z = torch.randn(min(1024, n - start), plan.latent_dim, generator=generator)
-            chunks.append(networks["generator"](z).float())
-    samples = torch.cat(chunks)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".png":
-        render.save(samples, out, plan.spec.value_range)
-    elif suffix == ".pt":
-        torch.save(samples, out)
-    else:
-        np.save(out, samples.numpy())
-    return out

@@ -21,6 +21,15 @@ from .data import Batches
 FIXED_NOISE_SEED_OFFSET = 7919
 
 
+def standard_normal(n: int, latent_dim: int, device: Any, generator: torch.Generator | None = None) -> torch.Tensor:
+    return torch.randn(n, latent_dim, device=device, generator=generator)
+
+
+def latent_sampler(objective: Any):
+    """The objective's prior if it has one, else the standard normal."""
+    return getattr(objective, "sample_latent", None) or standard_normal
+
+
 @dataclass
 class StepBatch:
     """What a phase's loss receives: the real batch (if the phase uses one) and a noise source."""
@@ -29,9 +38,10 @@ class StepBatch:
     size: int
     latent_dim: int
     device: torch.device
+    prior: Any = standard_normal
 
     def noise(self, n: int | None = None) -> torch.Tensor:
-        return torch.randn(n or self.size, self.latent_dim, device=self.device)
+        return self.prior(n or self.size, self.latent_dim, self.device)
 
 
 class Interrupted(Exception):
@@ -84,8 +94,9 @@ class Trainer:
         self.batches = Batches(plan.data.load(), s.batch_size, s.seed, device)
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         fixed_count = 64 if len(plan.spec.sample_shape) == 3 else 1024
+        self.prior = latent_sampler(self.objective)
         g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
-        self.fixed_noise = torch.randn(fixed_count, plan.latent_dim, generator=g).to(device)
+        self.fixed_noise = self.prior(fixed_count, plan.latent_dim, "cpu", g).to(device)
         self.step = 0
         self._stop_requested = False
 
@@ -139,7 +150,7 @@ class Trainer:
             for _ in range(phase.repeats):
                 real = self.batches.next() if phase.uses_real else None
                 used += 0 if real is None else real.shape[0]
-                batch = StepBatch(real, size if real is None else real.shape[0], latent, self.device)
+                batch = StepBatch(real, size if real is None else real.shape[0], latent, self.device, self.prior)
                 loss, extras = _unpack(phase.loss(self.models, batch))
                 phase.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -58,6 +58,7 @@ def build(params: GaussiansParams, context) -> DataSource:
         value_range=None,
         load=lambda: sample_points(params, params.count, params.seed),
         load_heldout=lambda: sample_points(params, 10_000, params.seed + 1),
+        reference={"mode_centers": mode_centers(params), "mode_std": params.resolved_std},
     )
 
 

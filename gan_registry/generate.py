@@ -1,0 +1,91 @@
+"""What a finished (or paused) run produces: samples, reconstructions, metric values."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import render
+from ._registry import Registry
+from .errors import IncompatibleError, UserError
+from .runs import load_networks
+from .training import latent_sampler
+
+CHUNK = 1024
+
+
+def _generate(plan, networks, n: int, seed: int) -> torch.Tensor:
+    prior = latent_sampler(plan.objective.factory(plan.params["objective"]))
+    g = torch.Generator().manual_seed(seed)
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, n, CHUNK):
+            z = prior(min(CHUNK, n - start), plan.latent_dim, "cpu", g)
+            chunks.append(networks["generator"](z).float())
+    return torch.cat(chunks)
+
+
+def sample(registry: Registry, run_dir: Path, n: int, seed: int, out: Path) -> Path:
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".png", ".pt", ".npy"):
+        raise UserError(f"-o {out}: use a .png, .pt or .npy file name")
+    if n < 1:
+        raise UserError("-n must be at least 1")
+    plan, networks = load_networks(registry, run_dir)
+    samples = _generate(plan, networks, n, seed)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".png":
+        render.save(samples, out, plan.spec.value_range)
+    elif suffix == ".pt":
+        torch.save(samples, out)
+    else:
+        import numpy as np
+
+        np.save(out, samples.numpy())
+    return out
+
+
+def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path) -> tuple[Path, float]:
+    """Write held-out inputs beside their reconstructions; returns the path and the mean L1 error."""
+    if n < 1:
+        raise UserError("-n must be at least 1")
+    plan, networks = load_networks(registry, run_dir)
+    if "encoder" not in networks:
+        raise UserError(f"{run_dir} has no encoder (architecture '{plan.architecture.name}'); nothing to reconstruct")
+    data = plan.data.load_heldout() if plan.data.load_heldout else plan.data.load()
+    if not isinstance(data, torch.Tensor):
+        data = torch.stack([data[i] for i in range(min(len(data), n))])
+    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    inputs = data[pick].float()
+    with torch.no_grad():
+        outputs = networks["generator"](networks["encoder"](inputs)).float()
+    error = (outputs - inputs).abs().mean().item()
+    out = Path(out)
+    render.save_pairs(inputs, outputs, out, plan.spec.value_range)
+    return out, error
+
+
+def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int, seed: int) -> dict[str, Any]:
+    """Run the named metrics (or every one that applies) on `n` samples; also saved to RUN_DIR/eval.json."""
+    plan, networks = load_networks(registry, run_dir)
+    chosen = [registry.get("metric", m) for m in metrics] if metrics else registry.components("metric")
+    samples = _generate(plan, networks, n, seed)
+    results: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for metric in chosen:
+        try:
+            results[metric.name] = metric.factory(metric.default_params())(samples, plan.data)
+        except IncompatibleError as error:
+            if metrics:
+                raise UserError(f"metric '{metric.name}' does not apply to {run_dir}: {error}") from None
+            skipped[metric.name] = str(error)
+    if not results:
+        reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no metric plugins installed"
+        raise UserError(f"no metric applies to {run_dir} ({reasons})")
+    report = {"samples": n, "seed": seed, "metrics": results, "skipped": skipped}
+    (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
