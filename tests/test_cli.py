@@ -1,0 +1,110 @@
+"""The CLI through click's runner and real subprocesses: listings, descriptions, user errors."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from gan_registry.cli import cli
+from gan_registry.testing import run_gan
+
+
+@pytest.fixture
+def invoke():
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_list_and_json(invoke):
+    result = invoke("list", "datasets", "--json")
+    assert result.exit_code == 0
+    names = {row["name"] for row in json.loads(result.output)}
+    assert {"digits", "gaussians"} <= names
+    text = invoke("list").output
+    assert "architectures:" in text and "objectives:" in text
+
+
+def test_describe_shows_parameters_and_origin(invoke):
+    result = invoke("describe", "gaussians")
+    assert result.exit_code == 0
+    assert "from: gaussians (gan-registry-toy-datasets" in result.output
+    assert "layout ({ring|grid}, default 'ring')" in result.output
+    rows = json.loads(invoke("describe", "mlp", "--json").output)
+    assert {r["kind"] for r in rows} == {"architecture", "generator", "discriminator"}
+
+
+def test_gan_plugins_lists_builtin_distributions_in_real_subprocess():
+    import subprocess
+
+    result = subprocess.run(["gan", "plugins"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for dist in ("gan-registry-mlp", "gan-registry-objectives", "gan-registry-toy-datasets"):
+        assert dist in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--arch", "mpl", "--objective", "gan"], "unknown architecture 'mpl'; did you mean 'mlp'?"),
+        (["run", "--arch", "mlp", "--objective", "gna"], "unknown objective 'gna'; did you mean 'gan'?"),
+        (["run", "--arch", "mlp", "--objective", "gan", "-p", "arch.hiden=3"],
+         "architecture 'mlp' has no parameter 'hiden' (valid: depth, hidden, norm)"),
+        (["run", "--arch", "mlp", "--objective", "gan", "-p", "objective.label_smoothing=lots"],
+         "objective 'gan' parameter 'label_smoothing'='lots'"),
+        (["run", "--arch", "mlp", "--objective", "gan", "-p", "objective.label_smoothing=1.5"],
+         "label_smoothing must be in [0, 1)"),
+        (["run", "--arch", "mlp", "--objective", "gan", "-p", "nonsense"], "expected KIND.PARAM=VALUE"),
+        (["run", "--arch", "mlp", "--objective", "gan", "-p", "model.x=1"], "unknown parameter group 'model'"),
+        (["run", "--arch", "mlp", "--objective", "gan", "--epochs", "1", "--steps", "5"], "not both"),
+        (["run", "--arch", "mlp", "--objective", "gan", "--batch-size", "5000", "--steps", "1"],
+         "fewer than one batch of 5000"),
+        (["run", "--objective", "gan"], "--arch is required"),
+        (["run", "--arch", "mlp", "--objective", "gan", "--config", "/no/such.toml"], "no such file"),
+        (["resume", "/no/such/run"], "no run directory at /no/such/run"),
+        (["sample", "/no/such/run", "-o", "x.png"], "no run directory at /no/such/run"),
+        (["describe", "gausians"], "no component named 'gausians'; did you mean gaussians"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(invoke, tmp_path, args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.output.strip().count("\n") == 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_user_error_in_real_subprocess_has_no_traceback(tmp_path):
+    result = run_gan("run", "--arch", "mlp", "--objective", "gan", "-p", "dataset.layout=ring", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "Error: dataset 'digits' has no parameter 'layout' (valid: size, holdout)"
+    assert not (tmp_path / "runs").exists(), "nothing is written before the combination is checked"
+
+
+def test_config_file_with_flags_overriding(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'arch = "mlp"\nobjective = "gan"\ndataset = "gaussians"\nsteps = 4\nbatch-size = 16\n'
+        "[params.dataset]\ncount = 256\nlayout = \"grid\"\n[params.arch]\nhidden = 32\n"
+    )
+    result = run_gan("run", "--config", config, "--steps", "3", "--out", tmp_path / "run", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["settings"]["steps"] == 3 and saved["settings"]["batch_size"] == 16
+    assert saved["components"]["dataset"]["params"]["layout"] == "grid"
+    assert saved["components"]["generator"]["params"]["hidden"] == 32
+    assert saved["components"]["discriminator"]["params"]["hidden"] == 32
+
+
+def test_config_file_unknown_key(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('arch = "mlp"\nobjective = "gan"\nepoch = 3\n')
+    result = CliRunner().invoke(cli, ["run", "--config", str(config)])
+    assert result.exit_code == 2 and "unknown key 'epoch'" in result.output
+
+
+def test_help_does_not_import_torch_or_plugins():
+    import subprocess
+    import sys
+
+    code = "import sys; from gan_registry.cli import cli\ntry: cli(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().endswith("False")

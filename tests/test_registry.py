@@ -1,0 +1,160 @@
+"""The registry: in-process test plugins, the real installed entry points, duplicates, broken plugins."""
+import textwrap
+import types
+import warnings
+from dataclasses import dataclass, field
+
+import pytest
+
+from gan_registry import Architecture, Dataset, Discriminator, Generator, Objective, hookimpl
+from gan_registry.errors import PluginLoadError, PluginWarning, UnknownComponentError
+from gan_registry.plugins import load_registry
+from gan_registry.testing import isolated_registry, run_gan
+
+
+@dataclass
+class WidthParams:
+    width: int = field(default=8, metadata={"help": "width"})
+
+
+def _plugin(name, hook_body):
+    module = types.ModuleType(name)
+    module.register_architectures = hookimpl(hook_body)
+    return module
+
+
+def _toy_arch(register):
+    register(Generator(name="toy", summary="toy generator", params=WidthParams, factory=lambda p, s: None))
+    register(Discriminator(name="toy", summary="toy discriminator", factory=lambda p, s: None))
+    register(Architecture(name="toy", summary="toy pair", generator="toy", discriminator="toy"))
+
+
+def test_in_process_plugin_registers_and_is_stamped():
+    registry = isolated_registry(_plugin("toyplugin", _toy_arch))
+    arch = registry.get("architecture", "toy")
+    assert arch.pieces() == {"generator": "toy", "discriminator": "toy"}
+    assert registry.get("generator", "toy").origin.plugin == "toyplugin"
+    assert [p.status for p in registry.plugins] == ["ok"]
+
+
+def test_installed_entry_point_plugins_are_found_with_versions():
+    registry = load_registry()
+    mlp = registry.get("architecture", "mlp")
+    assert mlp.origin.distribution == "gan-registry-mlp" and mlp.origin.version
+    assert registry.get("objective", "gan").origin.distribution == "gan-registry-objectives"
+    assert {"digits", "gaussians"} <= set(registry.names("dataset"))
+
+
+def test_duplicate_name_names_both_plugins_and_keeps_first():
+    with pytest.warns(PluginWarning) as caught:
+        registry = isolated_registry(_plugin("first", _toy_arch), _plugin("second", _toy_arch))
+    message = str(caught[0].message)
+    assert "plugin 'second'" in message and "plugin 'first'" in message and "'toy'" in message
+    assert registry.get("generator", "toy").origin.plugin == "first"
+    assert [p.status for p in registry.plugins] == ["ok", "broken"]
+    # the clashing plugin's components are not half-registered
+    assert registry.plugins[1].components == []
+
+
+def test_plugin_raising_in_its_hook_is_broken_others_work():
+    def explode(register):
+        register(Generator(name="fine", summary="registered before the error", factory=lambda p, s: None))
+        raise RuntimeError("boom")
+
+    with pytest.warns(PluginWarning, match="plugin 'bad'.*RuntimeError: boom"):
+        registry = isolated_registry(_plugin("bad", explode), _plugin("good", _toy_arch))
+    assert registry.names("generator") == ["toy"]
+    assert {p.name: p.status for p in registry.plugins} == {"bad": "broken", "good": "ok"}
+
+
+def test_strict_mode_turns_a_broken_plugin_into_an_error():
+    def explode(register):
+        raise RuntimeError("boom")
+
+    with pytest.raises(PluginLoadError, match="plugin 'bad'"):
+        load_registry([("bad", _plugin("bad", explode))], entry_points=False, env={"GAN_REGISTRY_STRICT_PLUGINS": "1"})
+
+
+def test_register_rejects_a_component_of_another_hooks_kind():
+    def wrong(register):
+        register(Objective(name="x", summary="in the wrong hook", factory=lambda p: None))
+
+    with pytest.warns(PluginWarning, match="register_architectures can register"):
+        isolated_registry(_plugin("wrong", wrong))
+
+
+def test_unknown_component_suggests_close_matches():
+    registry = load_registry()
+    with pytest.raises(UnknownComponentError, match="did you mean 'gaussians'"):
+        registry.get("dataset", "gausians")
+
+
+@pytest.mark.parametrize("name", ["MLP", "-mlp", "my_arch", "", "a b"])
+def test_invalid_names_are_refused(name):
+    with pytest.raises(ValueError, match="invalid"):
+        Dataset(name=name, summary="x", factory=lambda p, c: None)
+
+
+def test_params_must_have_defaults():
+    @dataclass
+    class NoDefault:
+        size: int
+
+    with pytest.raises(TypeError, match="needs a default"):
+        Dataset(name="x", summary="x", params=NoDefault, factory=lambda p, c: None)
+
+
+@pytest.fixture
+def fake_distributions(tmp_path):
+    """Two real installed distributions (dist-info + entry points on the path): one broken, one fine."""
+    site = tmp_path / "site"
+    for dist, module, source in [
+        ("broken-plugin", "broken_plugin_mod", "import not_a_real_module_anywhere\n"),
+        (
+            "extra-plugin",
+            "extra_plugin_mod",
+            textwrap.dedent(
+                """
+                from gan_registry import Dataset, hookimpl
+
+                @hookimpl
+                def register_datasets(register):
+                    register(Dataset(name="extra", summary="from an extra dist", factory=lambda p, c: None))
+                """
+            ),
+        ),
+    ]:
+        info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+        (info / "entry_points.txt").write_text(f"[gan_registry]\n{dist} = {module}\n")
+        (site / f"{module}.py").write_text(source)
+    return {"PYTHONPATH": str(site)}
+
+
+def test_gan_plugins_shows_broken_plugin_and_keeps_working(fake_distributions):
+    result = run_gan("plugins", env=fake_distributions)
+    assert result.returncode == 0, result.stderr
+    assert "broken-plugin  [broken-plugin 1.2.3]  broken" in result.stdout
+    assert "ModuleNotFoundError" in result.stdout
+    assert "extra-plugin  [extra-plugin 1.2.3]  ok" in result.stdout
+    assert "gan-registry-mlp" in result.stdout
+    assert "warning: plugin 'broken-plugin' (broken-plugin 1.2.3) failed to load" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_blocking_a_plugin_by_name(fake_distributions):
+    env = {**fake_distributions, "GAN_REGISTRY_BLOCK_PLUGINS": "broken-plugin"}
+    result = run_gan("plugins", "--json", env=env)
+    assert result.returncode == 0 and result.stderr == ""
+    import json
+
+    status = {row["name"]: row["status"] for row in json.loads(result.stdout)}
+    assert status["broken-plugin"] == "blocked" and status["extra-plugin"] == "ok"
+
+
+def test_strict_env_makes_gan_fail_with_one_line(fake_distributions):
+    result = run_gan("list", env={**fake_distributions, "GAN_REGISTRY_STRICT_PLUGINS": "1"})
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("Error: plugin 'broken-plugin'")
+    assert len(result.stderr.strip().splitlines()) == 1
