@@ -93,6 +93,9 @@ class Trainer:
             raise ValueError(f"objective '{plan.objective.name}' has duplicate phase names: {names}")
         self.batches = Batches(plan.data.load(), s.batch_size, s.seed, device)
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
+        self._trained_by = [
+            {id(t) for group in p.optimizer.param_groups for t in group["params"]} for p in self.phases
+        ]
         fixed_count = 64 if len(plan.spec.sample_shape) == 3 else 1024
         self.prior = latent_sampler(self.objective)
         g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
@@ -146,7 +149,11 @@ class Trainer:
         """One generator step with all its phases; returns the number of real samples used."""
         used = 0
         latent, size = self.plan.latent_dim, self.plan.settings.batch_size
-        for phase in self.phases:
+        for phase, trained in zip(self.phases, self._trained_by):
+            # Parameters this phase does not train need no gradients: skips e.g. the
+            # discriminator's weight gradients during the generator's backward pass.
+            for parameter in self.models.parameters():
+                parameter.requires_grad_(id(parameter) in trained)
             for _ in range(phase.repeats):
                 real = self.batches.next() if phase.uses_real else None
                 used += 0 if real is None else real.shape[0]
@@ -229,6 +236,8 @@ class Trainer:
             self.write_samples(f"final-step-{self.step:07d}")
             self.save()
         finally:
+            for parameter in self.models.parameters():
+                parameter.requires_grad_(True)
             signal.signal(signal.SIGINT, previous)
             if bar is not None:
                 bar.close()
