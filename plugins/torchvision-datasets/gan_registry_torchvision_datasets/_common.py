@@ -1,0 +1,282 @@
+"""What the MNIST, Fashion-MNIST and CIFAR-10 plugins share: parameters, file checks, loading.
+
+torchvision reads the files; this module only checks that they are there first (so a user
+without network gets one clear line, not a traceback), unpacks archives the user put in
+place, and turns the dataset's uint8 `.data` into one float tensor in [-1, 1].
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gan_registry import Dataset, DataSource, UserError
+
+DEFAULT_DATA_DIR = "./data"
+PROBE_TIMEOUT_S = 3.0
+"""How long a download site may take to answer before it counts as unreachable."""
+DOWNLOAD_TIMEOUT_S = 30.0
+"""Socket timeout while torchvision downloads (it opens its URLs without one): a stall fails, not hangs."""
+
+
+@dataclass
+class Params:
+    download: bool = field(
+        default=True, metadata={"help": "download the files with torchvision when they are not in --data-dir"}
+    )
+    split: Literal["train", "test"] = field(
+        default="train", metadata={"help": "which split to train on; the other one is the held-out set"}
+    )
+
+
+@dataclass
+class VerifiedParams(Params):
+    verify: bool = field(
+        default=True, metadata={"help": "check the files against torchvision's MD5 checksums of the official release"}
+    )
+
+
+class _Layout:
+    """How one family of torchvision datasets lays out its files."""
+
+    params: type = Params
+
+    def folder(self, cls: Any, root: str) -> str:
+        raise NotImplementedError
+
+    def required(self, cls: Any) -> list[str]:
+        """File names torchvision needs in `folder` before it will load either split."""
+        raise NotImplementedError
+
+    def present(self, cls: Any, root: str) -> bool:
+        folder = self.folder(cls, root)
+        return all(os.path.isfile(os.path.join(folder, name)) for name in self.required(cls))
+
+    def missing(self, cls: Any, root: str) -> list[str]:
+        folder = self.folder(cls, root)
+        return [name for name in self.required(cls) if not os.path.isfile(os.path.join(folder, name))]
+
+    def unpack(self, cls: Any, root: str) -> None:
+        """Unpack archives the user put in place of missing files."""
+
+    def hint(self, cls: Any, root: str, missing: list[str]) -> str:
+        raise NotImplementedError
+
+    def urls(self, cls: Any) -> list[str]:
+        """Where torchvision downloads from, one URL per mirror."""
+        raise NotImplementedError
+
+    def dataset_class(self, cls: Any, params: Params) -> Any:
+        return cls
+
+    def images(self, data: Any):
+        """torchvision's `.data` as a uint8 tensor (N, C, H, W)."""
+        raise NotImplementedError
+
+
+def _unreachable(urls: list[str]) -> str | None:
+    """None when one of `urls` answers within PROBE_TIMEOUT_S, else why the last one did not.
+
+    torchvision tries each mirror with no timeout, which hangs where the network drops packets.
+    """
+    import urllib.error
+    import urllib.request
+
+    reason = "no download address"
+    for url in urls:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S):
+                return None
+        except urllib.error.HTTPError:
+            return None  # a server answered; torchvision will make sense of it
+        except (urllib.error.URLError, OSError) as error:
+            reason = f"{url}: {getattr(error, 'reason', None) or error}"
+    return reason
+
+
+def _unpack(name: str, archive: str, into: str) -> None:
+    from torchvision.datasets.utils import extract_archive
+
+    try:
+        extract_archive(archive, into)
+    except Exception as error:  # a truncated or foreign archive
+        raise UserError(f"{name}: could not unpack {archive} ({type(error).__name__}: {error}); replace or delete it")
+
+
+class _IdxLayout(_Layout):
+    """MNIST and Fashion-MNIST: four IDX files in ROOT/<ClassName>/raw, optionally gzipped."""
+
+    def folder(self, cls: Any, root: str) -> str:
+        return os.path.join(root, cls.__name__, "raw")
+
+    def required(self, cls: Any) -> list[str]:
+        return [os.path.splitext(name)[0] for name, _md5 in cls.resources]
+
+    def present(self, cls: Any, root: str) -> bool:
+        # torchvision still reads the tensors that versions before 0.9 saved in processed/
+        processed = os.path.join(root, cls.__name__, "processed")
+        legacy = all(os.path.isfile(os.path.join(processed, f)) for f in (cls.training_file, cls.test_file))
+        return legacy or super().present(cls, root)
+
+    def unpack(self, cls: Any, root: str) -> None:
+        folder = self.folder(cls, root)
+        for name in self.missing(cls, root):
+            archive = os.path.join(folder, name + ".gz")
+            if os.path.isfile(archive):
+                try:
+                    _unpack(cls.__name__, archive, folder)
+                except UserError:
+                    if os.path.exists(os.path.join(folder, name)):
+                        os.remove(os.path.join(folder, name))  # not leave a truncated file behind
+                    raise
+
+    def hint(self, cls: Any, root: str, missing: list[str]) -> str:
+        names = [f"{name}(.gz)" for name in missing]
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+        return f"put {listed} there (from {cls.mirrors[0]})"
+
+    def urls(self, cls: Any) -> list[str]:
+        return [mirror + cls.resources[0][0] for mirror in cls.mirrors]
+
+    def images(self, data: Any):
+        return data[:, None]  # torch uint8 (N, H, W)
+
+
+class _CifarLayout(_Layout):
+    """CIFAR-10: pickled batches in ROOT/cifar-10-batches-py, from cifar-10-python.tar.gz."""
+
+    params = VerifiedParams
+
+    def folder(self, cls: Any, root: str) -> str:
+        return os.path.join(root, cls.base_folder)
+
+    def required(self, cls: Any) -> list[str]:
+        return [name for name, _md5 in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+
+    def unpack(self, cls: Any, root: str) -> None:
+        archive = os.path.join(root, cls.filename)
+        if self.missing(cls, root) and os.path.isfile(archive):
+            _unpack(cls.__name__, archive, root)
+
+    def hint(self, cls: Any, root: str, missing: list[str]) -> str:
+        return (
+            f"put {cls.filename} (from {cls.url}) in {root}, or its extracted {cls.base_folder}/"
+            f" ({', '.join(self.required(cls))})"
+        )
+
+    def urls(self, cls: Any) -> list[str]:
+        return [cls.url]
+
+    def dataset_class(self, cls: Any, params: Params) -> Any:
+        if getattr(params, "verify", True):
+            return cls
+        # torchvision always checks MD5s; None in its own file lists means "only check the file exists"
+        # (the same class attributes CIFAR100 overrides).
+        return type(cls.__name__, (cls,), {
+            "train_list": [[name, None] for name, _md5 in cls.train_list],
+            "test_list": [[name, None] for name, _md5 in cls.test_list],
+            "meta": {**cls.meta, "md5": None},
+        })
+
+    def images(self, data: Any):
+        import torch
+
+        return torch.from_numpy(data).permute(0, 3, 1, 2)  # numpy uint8 (N, H, W, C)
+
+
+IDX_FILES = _IdxLayout()
+CIFAR10_FILES = _CifarLayout()
+
+
+@dataclass(frozen=True)
+class TorchvisionImages:
+    """One torchvision image dataset, as a gan-registry dataset."""
+
+    name: str
+    title: str
+    class_name: str
+    """Its class in torchvision.datasets."""
+    channels: int
+    size: int
+    """Native image side in pixels."""
+    files: _Layout
+    summary: str
+
+    def torchvision_class(self) -> Any:
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.class_name)
+
+    def _download(self, cls: Any, root: str, train: bool) -> Any:
+        unreachable = _unreachable(self.files.urls(cls))
+        if unreachable:
+            raise OSError(unreachable)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torchvision opens its URLs without a timeout
+        try:
+            return cls(root, train=train, download=True)
+        finally:
+            socket.setdefaulttimeout(previous)
+
+    def read(self, params: Params, root: str, train: bool) -> Any:
+        """torchvision's dataset for one split; a UserError when its files cannot be had."""
+        base = self.torchvision_class()
+        cls = self.files.dataset_class(base, params)
+        folder = self.files.folder(base, root)
+        if not self.files.present(base, root):
+            self.files.unpack(base, root)
+        if self.files.present(base, root):
+            try:
+                return cls(root, train=train, download=False)
+            except Exception as error:
+                if isinstance(error, RuntimeError) and getattr(params, "verify", False):
+                    # what CIFAR10 raises when a file does not match the release's MD5 checksum
+                    raise UserError(f"{self.name}: the files in {folder} do not match the MD5 checksums of the "
+                                    f"official {self.title} release; replace them, or pass -p dataset.verify=false "
+                                    "to load them as they are") from None
+                problem = " ".join(str(error).split()) or type(error).__name__
+                raise UserError(f"{self.name}: could not read the {self.title} files in {folder} "
+                                f"({type(error).__name__}: {problem}); replace them with the official ones") from None
+        missing = self.files.missing(base, root)
+        problem = f"no data in {folder}" if len(missing) == len(self.files.required(base)) else \
+            f"{folder} lacks {', '.join(missing)}"
+        hint = self.files.hint(base, root, missing)
+        if not params.download:
+            raise UserError(f"{self.name}: {problem}; {hint}, or run with -p dataset.download=true and network access")
+        try:
+            return self._download(cls, root, train)
+        except Exception as error:  # no network, a mirror down, a checksum mismatch
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            reason = lines[-1] if lines else type(error).__name__
+            raise UserError(f"{self.name}: {problem}; {hint}, or run with network access "
+                            f"(download failed: {reason})") from None
+
+    def loader(self, params: Params, root: str, size: int, train: bool):
+        def load():
+            import torch
+            import torch.nn.functional as F
+
+            images = self.files.images(self.read(params, root, train).data)
+            x = images.to(torch.float32).div_(255.0)
+            if x.shape[-1] != size or x.shape[-2] != size:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+                x = x.clamp_(0.0, 1.0)
+            return x.mul_(2.0).sub_(1.0).contiguous()
+
+        return load
+
+    def build(self, params: Params, context) -> DataSource:
+        root = os.path.expanduser(context.data_dir or DEFAULT_DATA_DIR)
+        size = context.image_size or self.size
+        train = params.split == "train"
+        return DataSource(
+            sample_shape=(self.channels, size, size),
+            value_range=(-1.0, 1.0),
+            load=self.loader(params, root, size, train),
+            load_heldout=self.loader(params, root, size, not train),
+        )
+
+
+def dataset(spec: TorchvisionImages) -> Dataset:
+    return Dataset(name=spec.name, summary=spec.summary, params=spec.files.params, factory=spec.build)
