@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class Settings:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.data_dir:  # stored in the run directory: resuming from elsewhere must find the same files
+            self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
         if self.epochs is not None and self.steps is not None:
             raise UserError("give --epochs or --steps, not both")
         for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every"):

@@ -1,0 +1,94 @@
+"""Dataset 'folder': your own images from a directory given by --data-dir.
+
+A flat folder, or one with (class) subfolders, searched recursively for .jpg, .jpeg, .png,
+.webp and .bmp files (any case; hidden files and folders are skipped), in sorted path
+order. Each image is converted to RGB (or grayscale with `channels=1`; transparent images
+are composited on white first), resized so its shorter side is the image size, and
+centre-cropped to a square, in [-1, 1].
+
+Every file is decoded once up front, so unreadable or truncated files are skipped (with
+one warning) before training starts. When the decoded images fit in `max_memory_mb` they
+are kept in memory as one tensor; otherwise each image is decoded again when its batch is
+drawn, by the engine's DataLoader workers.
+
+Importing this module does not import torch, torchvision or PIL.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gan_registry import Dataset, DataSource, UserError, hookimpl
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+DEFAULT_SIZE = 64
+
+
+@dataclass
+class FolderParams:
+    size: int = field(default=DEFAULT_SIZE, metadata={"help": "image side in pixels (--image-size overrides)"})
+    channels: Literal[1, 3] = field(
+        default=3, metadata={"help": "3: RGB; 1: grayscale (transparent images are composited on white first)"}
+    )
+    in_memory: Literal["auto", "always", "never"] = field(
+        default="auto",
+        metadata={
+            "help": "auto: decode once and keep in memory if it fits in max_memory_mb, else decode per batch"
+            " in DataLoader workers; always; never"
+        },
+    )
+    max_memory_mb: int = field(
+        default=2048,
+        metadata={"help": "in_memory=auto: most memory the decoded float32 images may take (N*C*size*size*4 bytes)"},
+    )
+    threads: int = field(default=0, metadata={"help": "threads decoding the images up front (0: one per CPU)"})
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"size must be at least 1, got {self.size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
+        if self.max_memory_mb < 0 or self.threads < 0:
+            raise ValueError("max_memory_mb and threads must be >= 0")
+
+
+def _load(data_dir: str, size: int, params: FolderParams):
+    from . import _images
+
+    return _images.load(
+        data_dir,
+        size=size,
+        channels=params.channels,
+        in_memory=params.in_memory,
+        max_memory_mb=params.max_memory_mb,
+        threads=params.threads,
+    )
+
+
+def build(params: FolderParams, context) -> DataSource:
+    if not context.data_dir:
+        raise UserError(
+            "dataset 'folder' needs --data-dir DIR: a folder of images"
+            f" ({', '.join(EXTENSIONS)}), flat or in class subfolders"
+        )
+    size = context.image_size or params.size
+    # The folder itself is read in load(): a run's networks can be rebuilt (gan sample)
+    # from its settings even where its images are no longer.
+    return DataSource(
+        sample_shape=(params.channels, size, size),
+        value_range=(-1.0, 1.0),
+        load=functools.partial(_load, context.data_dir, size, params),
+    )
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        Dataset(
+            name="folder",
+            summary="your own images from --data-dir (jpg/png/webp/bmp, class subfolders too), centre-cropped",
+            params=FolderParams,
+            factory=build,
+        )
+    )
