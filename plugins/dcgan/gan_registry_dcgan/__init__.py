@@ -1,0 +1,108 @@
+"""DCGAN pieces (Radford et al. 2015) for square images of 16 to 256 px.
+
+Shapes and norm choices are checked here, without torch; the modules are in `_nets`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl
+
+SIZES = (16, 32, 64, 128, 256)
+"""Image sides the stride-2 stacks reach exactly: 4x4 doubled 2 to 6 times."""
+
+
+def _check_base(base: int) -> None:
+    if base < 1:
+        raise ValueError(f"base must be at least 1, got {base}")
+
+
+@dataclass
+class GeneratorParams:
+    base: int = field(
+        default=64, metadata={"help": "channels of the last hidden stage; doubled per stage towards the stem (at most 8x)"}
+    )
+    stem: Literal["convt", "linear"] = field(
+        default="convt",
+        metadata={"help": "convt: 4x4 transposed conv from 1x1 to 4x4 (DCGAN); linear: Linear to base*k x 4 x 4"},
+    )
+
+    def __post_init__(self) -> None:
+        _check_base(self.base)
+
+
+@dataclass
+class DiscriminatorParams:
+    base: int = field(default=64, metadata={"help": "channels of the first conv; doubled per stage (at most 8x)"})
+    norm: Literal["auto", "batch", "instance", "layer", "none"] = field(
+        default="auto",
+        metadata={
+            "help": "norm after each conv but the first; auto = batch, or layer (GroupNorm(1, C)) "
+            "when the objective forbids BatchNorm in the discriminator"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        _check_base(self.base)
+
+
+def image_side(spec) -> int:
+    """The side of the square images in `spec`, or IncompatibleError naming the sizes that work."""
+    shape = tuple(spec.sample_shape)
+    if len(shape) == 3 and shape[1] == shape[2] and shape[1] in SIZES:
+        return shape[1]
+    sizes = ", ".join(map(str, SIZES[:-1])) + f" or {SIZES[-1]}"
+    if len(shape) == 3:
+        got = f"{shape[1]}x{shape[2]} images"
+        if shape[1] == shape[2]:  # a square of the wrong size: point at the nearest sizes that work
+            below = [s for s in SIZES if s < shape[1]]
+            above = [s for s in SIZES if s > shape[1]]
+            nearest = " or ".join(str(s) for s in (below[-1:] + above[:1]))
+            got += f" (use --image-size {nearest})"
+    else:
+        got = f"samples of shape {shape}, which are not images"
+    raise IncompatibleError(f"dcgan needs square images of {sizes} px; got {got}")
+
+
+def discriminator_norm(params: DiscriminatorParams, spec) -> str:
+    """Resolve norm=auto, and refuse BatchNorm when the objective needs per-sample gradients."""
+    per_sample = not spec.needs.discriminator_batchnorm
+    if params.norm == "batch" and per_sample:
+        raise IncompatibleError(
+            "norm=batch mixes the samples of a batch, and this objective penalises the discriminator's "
+            "gradient per sample; use norm=layer, instance or none (norm=auto picks layer)"
+        )
+    if params.norm == "auto":
+        return "layer" if per_sample else "batch"
+    return params.norm
+
+
+def build_generator(params: GeneratorParams, spec):
+    from ._nets import DCGANGenerator
+
+    side = image_side(spec)
+    return DCGANGenerator(spec.latent_dim, spec.sample_shape[0], side, params.base, params.stem, spec.value_range)
+
+
+def build_discriminator(params: DiscriminatorParams, spec):
+    from ._nets import DCGANDiscriminator
+
+    if spec.needs.discriminator_input == "latent":
+        raise IncompatibleError(
+            "the dcgan discriminator judges images, and this objective's discriminator judges latent codes; "
+            "use a discriminator for vectors, e.g. --discriminator mlp"
+        )
+    side = image_side(spec)
+    return DCGANDiscriminator(spec.sample_shape[0], side, params.base, discriminator_norm(params, spec))
+
+
+@hookimpl
+def register_architectures(register):
+    register(Generator(name="dcgan", summary="DCGAN generator: stride-2 transposed convs, BatchNorm+ReLU, Tanh",
+                       params=GeneratorParams, factory=build_generator))
+    register(Discriminator(name="dcgan", summary="DCGAN discriminator: stride-2 convs, LeakyReLU(0.2), one logit",
+                           params=DiscriminatorParams, factory=build_discriminator))
+    # latent_dim 100 as in the paper and the PyTorch DCGAN tutorial.
+    register(Architecture(name="dcgan", summary="DCGAN (Radford et al. 2015), square images of 16 to 256 px",
+                          generator="dcgan", discriminator="dcgan", latent_dim=100))
