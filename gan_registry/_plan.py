@@ -149,9 +149,11 @@ def make_plan(registry: Registry, settings: Settings) -> Plan:
             + (f" (architectures with an encoder: {', '.join(with_encoder)})" if with_encoder else "")
         )
     if "encoder" in pieces and not needs.encoder:
+        training_encoders = [o.name for o in registry.components("objective") if o.needs.encoder]
         raise IncompatibleError(
             f"architecture '{arch.name}' is an encoder/decoder pair, and objective '{objective.name}' "
-            "does not train an encoder; use an objective that does"
+            "does not train an encoder"
+            + (f"; use --objective {' or '.join(training_encoders)}" if training_encoders else "")
         )
 
     context = DataContext(data_dir=settings.data_dir, image_size=settings.image_size)

@@ -56,6 +56,8 @@ def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path)
     plan, networks = load_networks(registry, run_dir)
     if "encoder" not in networks:
         raise UserError(f"{run_dir} has no encoder (architecture '{plan.architecture.name}'); nothing to reconstruct")
+    if len(plan.spec.sample_shape) != 3:
+        raise UserError(f"gan reconstruct draws images; {run_dir} has samples of shape {plan.spec.sample_shape}")
     data = plan.data.load_heldout() if plan.data.load_heldout else plan.data.load()
     if not isinstance(data, torch.Tensor):
         data = torch.stack([data[i] for i in range(min(len(data), n))])

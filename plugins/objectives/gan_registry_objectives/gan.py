@@ -6,6 +6,8 @@ from typing import Literal
 
 from gan_registry import Objective, Phase, hookimpl
 
+from . import _common
+
 
 @dataclass
 class GANParams:
@@ -24,8 +26,9 @@ class GANParams:
     def __post_init__(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError("label_smoothing must be in [0, 1)")
-        if self.discriminator_steps < 1:
-            raise ValueError("discriminator_steps must be at least 1")
+        _common.check_steps(discriminator_steps=self.discriminator_steps)
+        _common.check_positive(lr_discriminator=self.lr_discriminator, lr_generator=self.lr_generator)
+        _common.check_betas(self.betas)
 
 
 class GANObjective:
@@ -36,10 +39,7 @@ class GANObjective:
         import torch
         import torch.nn.functional as F
 
-        with torch.no_grad():
-            fake = models.generator(batch.noise())
-        real_logits = models.discriminator(batch.real).view(-1)
-        fake_logits = models.discriminator(fake).view(-1)
+        real_logits, fake_logits, _ = _common.real_and_fake_scores(models, batch)
         real_target = torch.full_like(real_logits, 1.0 - self.params.label_smoothing)
         return F.binary_cross_entropy_with_logits(real_logits, real_target) + F.binary_cross_entropy_with_logits(
             fake_logits, torch.zeros_like(fake_logits)
@@ -48,20 +48,18 @@ class GANObjective:
     def generator_loss(self, models, batch):
         import torch.nn.functional as F
 
-        logits = models.discriminator(models.generator(batch.noise())).view(-1)
+        logits = _common.generator_scores(models, batch)
         if self.params.generator_loss == "minimax":
             return -F.softplus(logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
         return F.softplus(-logits).mean()  # -log sigmoid(l)
 
     def phases(self, models):
-        from torch.optim import Adam
-
         p = self.params
         return [
             Phase(name="discriminator", loss=self.discriminator_loss, repeats=p.discriminator_steps,
-                  optimizer=Adam(models.discriminator.parameters(), lr=p.lr_discriminator, betas=p.betas)),
+                  optimizer=_common.adam(models.discriminator.parameters(), p.lr_discriminator, p.betas)),
             Phase(name="generator", loss=self.generator_loss, uses_real=False,
-                  optimizer=Adam(models.generator.parameters(), lr=p.lr_generator, betas=p.betas)),
+                  optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas)),
         ]
 
 
