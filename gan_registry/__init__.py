@@ -16,6 +16,7 @@ from ._components import (
     Objective,
     Origin,
     Phase,
+    resolve_norm,
 )
 from .errors import IncompatibleError, UserError
 from .hookspecs import hookimpl
@@ -39,5 +40,6 @@ __all__ = [
     "Phase",
     "UserError",
     "hookimpl",
+    "resolve_norm",
     "__version__",
 ]

@@ -65,6 +65,25 @@ class NetworkSpec:
     needs: Needs = Needs()
 
 
+def resolve_norm(requested: str, spec: NetworkSpec, *, usual: str = "batch", per_sample: str = "layer") -> str:
+    """Resolve a discriminator's `norm` parameter against what the objective needs.
+
+    "auto" becomes `usual`, or `per_sample` when the objective forbids BatchNorm in the
+    discriminator; an explicit "batch" is then refused with the reason.
+    """
+    from .errors import IncompatibleError
+
+    forbids_batchnorm = not spec.needs.discriminator_batchnorm
+    if requested == "batch" and forbids_batchnorm:
+        raise IncompatibleError(
+            "norm=batch mixes the samples of a batch, and this objective penalises the discriminator "
+            f"per sample; use norm=layer, instance or none (norm=auto picks {per_sample})"
+        )
+    if requested == "auto":
+        return per_sample if forbids_batchnorm else usual
+    return requested
+
+
 @dataclass(frozen=True)
 class DataContext:
     """What a dataset factory is told by the run."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ._components import (Architecture, DataContext, Dataset, DataSource, Discriminator, Encoder, Generator,
+                          NetworkSpec, Objective)
 from ._plan import Settings, make_plan
 from ._registry import Registry
+from .hookspecs import hookimpl
 from .plugins import load_registry
 
 
@@ -47,3 +51,162 @@ def train_briefly(run_dir: str | Path, *, registry: Registry | None = None, step
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     trainer.train(max_steps=steps)
     return trainer
+
+
+# -- toy_plugin: tiny reference components, to test one plugin on its own ----------------------
+#
+# A plugin's test needs the other slots of a run filled: a dataset plugin needs some architecture
+# and objective. `toy_plugin` provides small ones that fit any sample shape, so a test does not
+# depend on which other plugins are installed:
+#
+#     registry = isolated_registry(my_plugin, toy_plugin)
+#     train_briefly(tmp_path, registry=registry, arch="toy", objective="toy", dataset="spiral")
+
+
+@dataclass
+class _ToyNetParams:
+    hidden: int = field(default=32, metadata={"help": "width of the hidden layer"})
+
+
+@dataclass
+class _ToyObjectiveParams:
+    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of both networks"})
+
+
+@dataclass
+class _ToyDataParams:
+    count: int = field(default=256, metadata={"help": "number of samples"})
+    shape: tuple[int, ...] = field(default=(2,), metadata={"help": "sample shape: (2,) for points, (C, H, W) for images"})
+
+
+def _toy_mlp(sizes: list[int]):
+    from torch import nn
+
+    layers: list = [nn.Flatten()]
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+def _toy_generator(params: _ToyNetParams, spec: NetworkSpec):
+    import math
+
+    from torch import nn
+
+    class ToyGenerator(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _toy_mlp([spec.latent_dim, params.hidden, math.prod(spec.sample_shape)])
+
+        def forward(self, z):
+            x = self.net(z)
+            if spec.value_range is not None:
+                lo, hi = spec.value_range
+                x = lo + (x.tanh() + 1) * (hi - lo) / 2
+            return x.view(z.shape[0], *spec.sample_shape)
+
+    return ToyGenerator()
+
+
+def _toy_discriminator(params: _ToyNetParams, spec: NetworkSpec):
+    import math
+
+    inputs = spec.latent_dim if spec.needs.discriminator_input == "latent" else math.prod(spec.sample_shape)
+    return _toy_mlp([inputs, params.hidden, 1])  # no BatchNorm: fits every objective's needs
+
+
+def _toy_encoder(params: _ToyNetParams, spec: NetworkSpec):
+    import math
+
+    return _toy_mlp([math.prod(spec.sample_shape), params.hidden, spec.latent_dim])
+
+
+class _ToyObjective:
+    """The non-saturating GAN loss on logits: one discriminator step, then one generator step."""
+
+    def __init__(self, params: _ToyObjectiveParams) -> None:
+        self.params = params
+
+    @staticmethod
+    def _discriminator_loss(models, batch):
+        import torch
+        import torch.nn.functional as F
+
+        with torch.no_grad():
+            fake = models.generator(batch.noise())
+        real_logits = models.discriminator(batch.real).reshape(-1)
+        fake_logits = models.discriminator(fake).reshape(-1)
+        return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+    @staticmethod
+    def _generator_loss(models, batch):
+        import torch.nn.functional as F
+
+        return F.softplus(-models.discriminator(models.generator(batch.noise())).reshape(-1)).mean()
+
+    def phases(self, models):
+        from torch.optim import Adam
+
+        from ._components import Phase
+
+        lr = self.params.lr
+        return [
+            Phase(name="discriminator", loss=self._discriminator_loss,
+                  optimizer=Adam(models.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))),
+            Phase(name="generator", loss=self._generator_loss, uses_real=False,
+                  optimizer=Adam(models.generator.parameters(), lr=lr, betas=(0.5, 0.999))),
+        ]
+
+
+def _toy_data(params: _ToyDataParams, context: DataContext) -> DataSource:
+    shape = tuple(params.shape)
+    if len(shape) == 3 and context.image_size:
+        shape = (shape[0], context.image_size, context.image_size)
+    images = len(shape) == 3
+
+    def load():
+        import torch
+
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(params.count, *shape, generator=g)
+        return (0.5 * x).clamp(-1, 1) if images else 0.1 * x + 1.0
+
+    return DataSource(sample_shape=shape, value_range=(-1.0, 1.0) if images else None, load=load)
+
+
+def _register_toy_architectures(register) -> None:
+    register(Generator(name="toy", summary="toy MLP generator (testing)", params=_ToyNetParams,
+                       factory=_toy_generator))
+    register(Discriminator(name="toy", summary="toy MLP discriminator without BatchNorm (testing)",
+                           params=_ToyNetParams, factory=_toy_discriminator))
+    register(Encoder(name="toy", summary="toy MLP encoder (testing)", params=_ToyNetParams, factory=_toy_encoder))
+    register(Architecture(name="toy", summary="toy generator and discriminator (testing)",
+                          generator="toy", discriminator="toy", latent_dim=8))
+    register(Architecture(name="toy-autoencoder", summary="toy generator, discriminator and encoder (testing)",
+                          generator="toy", discriminator="toy", encoder="toy", latent_dim=8))
+
+
+def _register_toy_objectives(register) -> None:
+    register(Objective(name="toy", summary="non-saturating GAN loss, Adam (testing)", params=_ToyObjectiveParams,
+                       factory=_ToyObjective))
+
+
+def _register_toy_datasets(register) -> None:
+    register(Dataset(name="toy", summary="a Gaussian blob of 2D points, or noise images (testing)",
+                     params=_ToyDataParams, factory=_toy_data))
+
+
+toy_plugin = ModuleType("gan_registry.testing.toy_plugin", """Tiny reference components for plugin tests.
+
+Registers architectures `toy` (generator and discriminator) and `toy-autoencoder` (with an
+encoder), objective `toy` (the non-saturating GAN loss) and dataset `toy` (a 2D Gaussian blob,
+or noise images with `params={"dataset": {"shape": (1, 8, 8)}}`). The networks are one hidden
+layer wide and have no BatchNorm, so they fit any sample shape and any objective's needs. Pass
+it to `isolated_registry` beside the plugin under test.
+""")
+toy_plugin.register_architectures = hookimpl(_register_toy_architectures)
+toy_plugin.register_objectives = hookimpl(_register_toy_objectives)
+toy_plugin.register_datasets = hookimpl(_register_toy_datasets)

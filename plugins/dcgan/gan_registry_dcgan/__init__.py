@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl
+from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl, resolve_norm
 
 SIZES = (16, 32, 64, 128, 256)
 """Image sides the stride-2 stacks reach exactly: 4x4 doubled 2 to 6 times."""
@@ -65,19 +65,6 @@ def image_side(spec) -> int:
     raise IncompatibleError(f"dcgan needs square images of {sizes} px; got {got}")
 
 
-def discriminator_norm(params: DiscriminatorParams, spec) -> str:
-    """Resolve norm=auto, and refuse BatchNorm when the objective needs per-sample gradients."""
-    per_sample = not spec.needs.discriminator_batchnorm
-    if params.norm == "batch" and per_sample:
-        raise IncompatibleError(
-            "norm=batch mixes the samples of a batch, and this objective penalises the discriminator's "
-            "gradient per sample; use norm=layer, instance or none (norm=auto picks layer)"
-        )
-    if params.norm == "auto":
-        return "layer" if per_sample else "batch"
-    return params.norm
-
-
 def build_generator(params: GeneratorParams, spec):
     from ._nets import DCGANGenerator
 
@@ -94,7 +81,7 @@ def build_discriminator(params: DiscriminatorParams, spec):
             "use a discriminator for vectors, e.g. --discriminator mlp"
         )
     side = image_side(spec)
-    return DCGANDiscriminator(spec.sample_shape[0], side, params.base, discriminator_norm(params, spec))
+    return DCGANDiscriminator(spec.sample_shape[0], side, params.base, resolve_norm(params.norm, spec))
 
 
 @hookimpl

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl
+from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl, resolve_norm
 
 SIDE = 32
 
@@ -56,19 +56,6 @@ def _require_32(spec, piece: str) -> int:
     raise IncompatibleError(f"{piece} needs 32x32 images; got samples of shape {shape}, which are not images")
 
 
-def _norm(params: LeNetParams, spec) -> str:
-    # BatchNorm couples the samples of a batch, so a per-sample gradient penalty (WGAN-GP and
-    # friends) would no longer be per sample: pick a per-sample norm instead, or refuse.
-    if spec.needs.discriminator_batchnorm:
-        return "batch" if params.norm == "auto" else params.norm
-    if params.norm == "batch":
-        raise IncompatibleError(
-            "norm=batch mixes samples within a batch, but this objective penalises per-sample gradients "
-            "of the discriminator; use norm=layer, instance or none (auto picks layer)"
-        )
-    return "layer" if params.norm == "auto" else params.norm
-
-
 def build_lenet(params: LeNetParams, spec):
     from ._nets import LeNetDiscriminator
 
@@ -78,7 +65,7 @@ def build_lenet(params: LeNetParams, spec):
             "use a discriminator for vectors, e.g. --discriminator mlp"
         )
     channels = _require_32(spec, "lenet")
-    return LeNetDiscriminator(channels, params.channels, params.hidden, _norm(params, spec))
+    return LeNetDiscriminator(channels, params.channels, params.hidden, resolve_norm(params.norm, spec))
 
 
 def build_convt(params: ConvTParams, spec):
