@@ -1,0 +1,83 @@
+"""WGAN with gradient penalty (Gulrajani et al. 2017, Algorithm 1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gan_registry import Needs, Objective, Phase, hookimpl
+
+from . import _common
+from .wgan import critic_loss, generator_loss
+
+
+@dataclass
+class WGANGPParams:
+    gp_weight: float = field(default=10.0, metadata={"help": "lambda: weight of the gradient penalty"})
+    critic_steps: int = field(default=5, metadata={"help": "critic steps per generator step (n_critic)"})
+    lr_critic: float = field(default=1e-4, metadata={"help": "Adam learning rate of the critic"})
+    lr_generator: float = field(default=1e-4, metadata={"help": "Adam learning rate of the generator"})
+    betas: tuple[float, float] = field(default=(0.0, 0.9), metadata={"help": "Adam betas (the paper's)"})
+
+    def __post_init__(self) -> None:
+        _common.check_positive(lr_critic=self.lr_critic, lr_generator=self.lr_generator)
+        if self.gp_weight < 0:
+            raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight}")
+        _common.check_steps(critic_steps=self.critic_steps)
+        _common.check_betas(self.betas)
+
+
+def gradient_penalty(critic, real, fake, alpha=None, *, create_graph: bool = True):
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = alpha * real + (1 - alpha) * fake, unweighted.
+
+    alpha: one value per sample, shape (N,) or (N, 1, ...); drawn uniformly from [0, 1) when None.
+    create_graph must stay True in training: the penalty is a function of a gradient, and only
+    with the graph of that gradient kept does the penalty's own backward reach the critic's
+    parameters (with False it is a constant, and trains nothing).
+    """
+    import torch
+
+    n = real.shape[0]
+    per_sample = (n,) + (1,) * (real.dim() - 1)  # broadcasts over every sample dimension
+    if alpha is None:
+        alpha = torch.rand(per_sample, device=real.device, dtype=real.dtype)
+    else:
+        alpha = alpha.reshape(per_sample).to(real)
+    # Detached: the penalty is on the critic alone, never a path into the generator.
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = _common.scores(critic, x_hat)
+    # Sum of scores: each sample's score depends on its own input only (hence no BatchNorm),
+    # so d(sum)/d(x_hat_i) is the gradient of D at x_hat_i.
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=create_graph)
+    norms = grad.flatten(start_dim=1).norm(2, dim=1)  # per sample, over all of its dimensions
+    return ((norms - 1) ** 2).mean()
+
+
+class WGANGPObjective:
+    def __init__(self, params: WGANGPParams) -> None:
+        self.params = params
+
+    def critic_step(self, models, batch):
+        real_scores, fake_scores, fake = _common.real_and_fake_scores(models, batch)
+        gp = gradient_penalty(models.discriminator, batch.real, fake)
+        loss = critic_loss(real_scores, fake_scores) + self.params.gp_weight * gp
+        wasserstein = (real_scores.mean() - fake_scores.mean()).detach()
+        return loss, {"critic/gp": gp.detach(), "critic/wasserstein": wasserstein}
+
+    def generator_step(self, models, batch):
+        return generator_loss(_common.generator_scores(models, batch))
+
+    def phases(self, models):
+        p = self.params
+        return [
+            Phase(name="critic", loss=self.critic_step, repeats=p.critic_steps,
+                  optimizer=_common.adam(models.discriminator.parameters(), p.lr_critic, p.betas)),
+            Phase(name="generator", loss=self.generator_step, uses_real=False,
+                  optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas)),
+        ]
+
+
+@hookimpl
+def register_objectives(register):
+    register(Objective(name="wgan-gp", summary="WGAN with gradient penalty: lambda 10, 5 critic steps, Adam 1e-4 (0, 0.9)",
+                       params=WGANGPParams, factory=WGANGPObjective,
+                       # The penalty is per sample: BatchNorm would make D(x_i) depend on the whole batch.
+                       needs=Needs(discriminator_batchnorm=False)))
