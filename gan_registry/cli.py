@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .errors import PluginLoadError, UserError
+from .errors import Interrupted, PluginLoadError, UserError
 
 KIND_ALIASES = {
     "architecture": "architecture",
@@ -28,8 +28,6 @@ class _Group(click.Group):
     """Turns the user's mistakes into one-line errors with exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from .training import Interrupted
-
         try:
             return super().invoke(ctx)
         except (UserError, PluginLoadError) as error:
@@ -244,7 +242,7 @@ def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | No
     click.echo(f"done: {run_dir}")
 
 
-DEFAULT_EPOCHS = 20
+DEFAULT_EPOCHS = 100
 
 
 @cli.command("resume")
@@ -310,6 +308,10 @@ def eval_command(run_dir: Path, metrics: tuple[str, ...], count: int, seed: int,
             click.echo(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     for name, reason in report["skipped"].items():
         click.echo(f"skipped {name}: {reason}")
+
+
+from .scaffold import new_plugin_command  # noqa: E402
+cli.add_command(new_plugin_command)
 
 
 def main() -> None:

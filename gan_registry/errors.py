@@ -32,3 +32,11 @@ class CheckpointError(UserError):
 
 class PluginWarning(UserWarning):
     pass
+
+
+class Interrupted(Exception):
+    """Training stopped on Ctrl-C after writing a checkpoint."""
+
+    def __init__(self, step: int, path) -> None:
+        super().__init__(f"interrupted at step {step}; checkpoint written to {path}")
+        self.step, self.path = step, path

@@ -40,10 +40,10 @@ def _fail(info: PluginInfo, error: BaseException, strict: bool) -> None:
     message = f"plugin '{info.name}'"
     if info.distribution:
         message += f" ({info.distribution} {info.version})"
-    message += f" failed to load and is skipped: {info.error}"
+    message += f" failed to load: {info.error}"
     if strict:
-        raise PluginLoadError(message) from error
-    warnings.warn(message, PluginWarning, stacklevel=2)
+        raise PluginLoadError(f"{message} (GAN_REGISTRY_STRICT_PLUGINS is set)") from error
+    warnings.warn(f"{message}; it is skipped", PluginWarning, stacklevel=2)
 
 
 def _collect(pm: pluggy.PluginManager, plugin, info: PluginInfo) -> list[Component]:

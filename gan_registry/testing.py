@@ -9,8 +9,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ._components import (Architecture, DataContext, Dataset, DataSource, Discriminator, Encoder, Generator,
-                          NetworkSpec, Objective)
+from ._components import (
+    Architecture,
+    DataContext,
+    Dataset,
+    DataSource,
+    Discriminator,
+    Encoder,
+    Generator,
+    NetworkSpec,
+    Objective,
+)
 from ._plan import Settings, make_plan
 from ._registry import Registry
 from .hookspecs import hookimpl
@@ -54,13 +63,8 @@ def train_briefly(run_dir: str | Path, *, registry: Registry | None = None, step
 
 
 # -- toy_plugin: tiny reference components, to test one plugin on its own ----------------------
-#
-# A plugin's test needs the other slots of a run filled: a dataset plugin needs some architecture
-# and objective. `toy_plugin` provides small ones that fit any sample shape, so a test does not
-# depend on which other plugins are installed:
-#
-#     registry = isolated_registry(my_plugin, toy_plugin)
-#     train_briefly(tmp_path, registry=registry, arch="toy", objective="toy", dataset="spiral")
+# A dataset plugin's test needs some architecture and objective, and so on: these fill the other
+# slots of a run without depending on which plugins are installed.
 
 
 @dataclass
@@ -76,7 +80,9 @@ class _ToyObjectiveParams:
 @dataclass
 class _ToyDataParams:
     count: int = field(default=256, metadata={"help": "number of samples"})
-    shape: tuple[int, ...] = field(default=(2,), metadata={"help": "sample shape: (2,) for points, (C, H, W) for images"})
+    shape: tuple[int, ...] = field(
+        default=(2,), metadata={"help": "sample shape: (2,) for points, (C, H, W) for images"}
+    )
 
 
 def _toy_mlp(sizes: list[int]):
@@ -199,14 +205,18 @@ def _register_toy_datasets(register) -> None:
                      params=_ToyDataParams, factory=_toy_data))
 
 
-toy_plugin = ModuleType("gan_registry.testing.toy_plugin", """Tiny reference components for plugin tests.
+toy_plugin = ModuleType("gan_registry.testing.toy_plugin", "Tiny reference components for plugin tests.")
+"""Tiny reference components for plugin tests, as a plugin module.
 
 Registers architectures `toy` (generator and discriminator) and `toy-autoencoder` (with an
 encoder), objective `toy` (the non-saturating GAN loss) and dataset `toy` (a 2D Gaussian blob,
-or noise images with `params={"dataset": {"shape": (1, 8, 8)}}`). The networks are one hidden
-layer wide and have no BatchNorm, so they fit any sample shape and any objective's needs. Pass
-it to `isolated_registry` beside the plugin under test.
-""")
+or noise images with `params={"dataset": {"shape": (1, 8, 8)}}`). The networks have one hidden
+layer and no BatchNorm, so they fit any sample shape and any objective's needs. Pass it to
+`isolated_registry` beside the plugin under test to fill the other slots of a run:
+
+    registry = isolated_registry(my_plugin, toy_plugin)
+    train_briefly(tmp_path, registry=registry, arch="toy", objective="toy", dataset="spiral")
+"""
 toy_plugin.register_architectures = hookimpl(_register_toy_architectures)
 toy_plugin.register_objectives = hookimpl(_register_toy_objectives)
 toy_plugin.register_datasets = hookimpl(_register_toy_datasets)

@@ -17,6 +17,7 @@ import torch
 from . import checkpoint, render
 from ._plan import Plan
 from .data import Batches
+from .errors import Interrupted
 
 FIXED_NOISE_SEED_OFFSET = 7919
 
@@ -42,14 +43,6 @@ class StepBatch:
 
     def noise(self, n: int | None = None) -> torch.Tensor:
         return self.prior(n or self.size, self.latent_dim, self.device)
-
-
-class Interrupted(Exception):
-    """Training stopped on Ctrl-C after writing a checkpoint."""
-
-    def __init__(self, step: int, path: Path) -> None:
-        super().__init__(f"interrupted at step {step}; checkpoint written to {path}")
-        self.step, self.path = step, path
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,0 +1,118 @@
+"""The docs build strictly, cover every hook and public name, and every hook is exercised by a test.
+
+Like datasette's test_docs.py: a hook added to `gan_registry.hookspecs` fails this file until the hook
+reference documents it with its exact signature and some test under tests/ or plugins/*/tests uses it.
+"""
+from __future__ import annotations
+
+import html as html_module
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gan_registry
+from gan_registry import hookspecs, testing
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+HOOK_PAGE = DOCS / "reference" / "hooks.md"
+
+
+def hookspec_functions() -> list:
+    marker = f"{hookspecs.hookspec.project_name}_spec"
+    return [f for _, f in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(f, marker)]
+
+
+HOOKS = hookspec_functions()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
+        cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_there_are_hooks_to_check():
+    assert {f.__name__ for f in HOOKS} >= {"register_architectures", "register_objectives", "register_datasets"}
+
+
+@pytest.mark.parametrize("hook", HOOKS, ids=lambda f: f.__name__)
+def test_hook_reference_documents_the_exact_signature_and_docstring(hook):
+    page = HOOK_PAGE.read_text()
+    assert f"## `{hook.__name__}{inspect.signature(hook)}`" in page
+    assert f"> {inspect.getdoc(hook)}" in page
+
+
+@pytest.mark.parametrize("hook", HOOKS, ids=lambda f: f.__name__)
+def test_every_hook_is_exercised_by_a_test(hook):
+    sources = [*(ROOT / "tests").rglob("*.py"), *ROOT.glob("plugins/*/tests/**/*.py")]
+    using = [path for path in sources if path.name != "test_docs.py" and hook.__name__ in path.read_text()]
+    assert using, f"no test under tests/ or plugins/*/tests mentions {hook.__name__}"
+
+
+def test_mkdocs_build_is_strict_clean(site):
+    assert (site / "index.html").exists()
+
+
+def test_cli_reference_is_generated_from_the_click_commands(site):
+    from gan_registry.cli import cli
+
+    html = (site / "reference" / "cli" / "index.html").read_text()
+    for name, command in cli.commands.items():
+        assert f"gan {name}" in html, name
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--"):
+                    assert opt in html, f"gan {name} {opt}"
+
+
+def test_api_reference_covers_the_public_names(site):
+    html = (site / "reference" / "api" / "index.html").read_text()
+    for name in gan_registry.__all__:
+        if name != "__version__":
+            assert f'id="gan_registry.{name}"' in html, name
+    for name in ("isolated_registry", "run_gan", "train_briefly", "toy_plugin"):
+        assert f'id="gan_registry.testing.{name}"' in html, name
+    assert 'id="gan_registry.testing.Registry"' not in html  # imported names are not documented
+
+
+def test_one_generated_page_per_builtin_distribution_with_every_parameter(site):
+    from gan_registry import params
+    from gan_registry.plugins import load_registry
+
+    registry = load_registry()
+    pyprojects = sorted(ROOT.glob("plugins/*/pyproject.toml"))
+    assert pyprojects
+    for pyproject in pyprojects:
+        html = (site / "plugins" / pyproject.parent.name / "index.html").read_text()
+        text = " ".join(html_module.unescape(re.sub(r"<[^>]+>", "", html)).split())
+        for component in registry.components():
+            if component.origin and component.origin.distribution and (
+                f"name = \"{component.origin.distribution}\"" in pyproject.read_text()
+            ):
+                assert f"{component.kind} {component.name}" in text, (pyproject, component.name)
+                for row in params.describe(component.params):
+                    assert f"{row['name']} " in text and " ".join(row["help"].split()) in text, (component.name, row)
+
+
+def test_mode_coverage_page_has_the_results_section():
+    page = (DOCS / "mode-coverage.md").read_text()
+    results = page.split("\n## Results\n", 1)
+    assert len(results) == 2
+    assert "The table is produced by `python benchmarks/modes.py`." in results[1]
+
+
+def test_testing_helpers_are_documented_in_their_docstrings():
+    for name in ("isolated_registry", "run_gan", "train_briefly"):
+        assert inspect.getdoc(getattr(testing, name))
+    assert testing.toy_plugin.__doc__
