@@ -77,7 +77,7 @@ def resolve_norm(requested: str, spec: NetworkSpec, *, usual: str = "batch", per
     if requested == "batch" and forbids_batchnorm:
         raise IncompatibleError(
             "norm=batch mixes the samples of a batch, and this objective penalises the discriminator "
-            f"per sample; use norm=layer, instance or none (norm=auto picks {per_sample})"
+            f"per sample; use a per-sample norm (norm=auto picks {per_sample})"
         )
     if requested == "auto":
         return per_sample if forbids_batchnorm else usual

@@ -106,7 +106,7 @@ def test_per_sample_norms_keep_samples_independent(norm):
 
 def test_explicit_batchnorm_refused_when_the_objective_forbids_it():
     s = spec((1, 32, 32), Needs(discriminator_batchnorm=False))
-    with pytest.raises(IncompatibleError, match=r"norm=batch mixes the samples.*per sample.*norm=layer"):
+    with pytest.raises(IncompatibleError, match=r"norm=batch mixes the samples.*per sample.*norm=auto picks layer"):
         dcgan.build_discriminator(dcgan.DiscriminatorParams(norm="batch"), s)
 
 

@@ -99,7 +99,7 @@ def test_per_sample_norms_keep_samples_independent(norm):
 
 
 def test_explicit_batchnorm_refused_when_the_objective_forbids_it():
-    with pytest.raises(IncompatibleError, match=r"norm=batch mixes the samples.*per sample.*norm=layer"):
+    with pytest.raises(IncompatibleError, match=r"norm=batch mixes the samples.*per sample.*norm=auto picks layer"):
         discriminator(spec((1, 32, 32), Needs(discriminator_batchnorm=False)), norm="batch")
 
 

@@ -1,16 +1,25 @@
-"""MLP GAN pieces (Goodfellow et al. 2014 style): images are flattened, 2D points work as is."""
+"""MLP GAN pieces: images are flattened, 2D points work as is.
+
+Follows the MLP GAN of Goodfellow et al. (2014) as written in the PyTorch-GAN collection's
+`gan.py` (seed: an MLP GAN on MNIST): ReLU generator with BatchNorm and a Tanh output,
+LeakyReLU(0.2) discriminator, one logit out.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl
+from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl, resolve_norm
 
 
 @dataclass
 class GeneratorParams:
     hidden: int = field(default=256, metadata={"help": "width of each hidden layer"})
     depth: int = field(default=2, metadata={"help": "number of hidden layers"})
+    norm: Literal["batch", "none"] = field(
+        default="batch",
+        metadata={"help": "BatchNorm after each hidden layer (smoother images, as in PyTorch-GAN's gan.py); none"},
+    )
 
 
 @dataclass
@@ -31,19 +40,14 @@ def build_generator(params: GeneratorParams, spec):
     from ._nets import MLPGenerator
 
     _check(params)
-    return MLPGenerator(spec.latent_dim, spec.sample_shape, params.hidden, params.depth, spec.value_range)
+    return MLPGenerator(spec.latent_dim, spec.sample_shape, params.hidden, params.depth, spec.value_range, params.norm)
 
 
 def build_discriminator(params: DiscriminatorParams, spec):
     from ._nets import MLPDiscriminator
 
     _check(params)
-    if params.norm == "batch" and not spec.needs.discriminator_batchnorm:
-        raise IncompatibleError(
-            "norm=batch mixes samples in a batch, and this objective needs a per-sample critic; "
-            "use norm=layer or none"
-        )
-    norm = "none" if params.norm == "auto" else params.norm
+    norm = resolve_norm(params.norm, spec, usual="none", per_sample="none")
     in_shape = (spec.latent_dim,) if spec.needs.discriminator_input == "latent" else spec.sample_shape
     return MLPDiscriminator(in_shape, params.hidden, params.depth, norm)
 

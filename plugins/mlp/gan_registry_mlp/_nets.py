@@ -7,12 +7,15 @@ from torch import nn
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, latent_dim, sample_shape, hidden, depth, value_range):
+    def __init__(self, latent_dim, sample_shape, hidden, depth, value_range, norm="batch"):
         super().__init__()
         self.sample_shape = tuple(sample_shape)
         layers, width = [], latent_dim
         for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+            layers.append(nn.Linear(width, hidden))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(hidden))
+            layers.append(nn.ReLU(inplace=True))
             width = hidden
         layers.append(nn.Linear(width, math.prod(self.sample_shape)))
         self.net = nn.Sequential(*layers)
