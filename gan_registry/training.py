@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 import random
 import signal
 import sys
@@ -138,7 +139,7 @@ class Trainer:
             max_epochs is not None and self.batches.epoch >= max_epochs
         )
 
-    def _run_step(self, sums: dict[str, torch.Tensor]) -> int:
+    def _run_step(self, sums: dict[str, torch.Tensor], counts: Counter) -> int:
         """One generator step with all its phases; returns the number of real samples used."""
         used = 0
         latent, size = self.plan.latent_dim, self.plan.settings.batch_size
@@ -161,7 +162,7 @@ class Trainer:
                 for key, value in ((f"loss/{phase.name}", loss), *extras.items()):
                     value = value.detach().float()
                     sums[key] = sums[key] + value if key in sums else value
-                    sums[f"#{key}"] = sums.get(f"#{key}", 0) + 1
+                    counts[key] += 1
         return used
 
     def write_samples(self, tag: str) -> Path:
@@ -175,11 +176,10 @@ class Trainer:
         render.save(samples, path, self.plan.data.value_range)
         return path
 
-    def _log(self, sums: dict[str, torch.Tensor], used: int, seconds: float, bar: Any) -> None:
+    def _log(self, sums: dict[str, torch.Tensor], counts: Counter, used: int, seconds: float, bar: Any) -> None:
         record: dict[str, Any] = {"step": self.step, "epoch": self.batches.epoch}
-        for key, value in sums.items():
-            if not key.startswith("#"):
-                record[key] = round(value.item() / sums[f"#{key}"], 6)
+        means = torch.stack([value / counts[key] for key, value in sums.items()]).tolist()  # one sync
+        record.update((key, round(mean, 6)) for key, mean in zip(sums, means))
         record["images_per_s"] = round(used / seconds, 1) if seconds > 0 else None
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -205,20 +205,21 @@ class Trainer:
             bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
         previous = signal.signal(signal.SIGINT, self._request_stop)
         sums: dict[str, torch.Tensor] = {}
+        counts: Counter = Counter()
         used, started = 0, time.perf_counter()
         try:
             while not self._done(max_steps, max_epochs):
                 if self._stop_requested:
                     raise Interrupted(self.step, self.save())
                 epoch_before = self.batches.epoch
-                used += self._run_step(sums)
+                used += self._run_step(sums, counts)
                 self.step += 1
                 if bar is not None:
                     bar.update(1)
                 finished = self._done(max_steps, max_epochs)
                 if self.step % s.log_every == 0 or finished:
-                    self._log(sums, used, time.perf_counter() - started, bar)
-                    sums, used, started = {}, 0, time.perf_counter()
+                    self._log(sums, counts, used, time.perf_counter() - started, bar)
+                    sums, counts, used, started = {}, Counter(), 0, time.perf_counter()
                 if s.sample_every is not None:
                     if self.step % s.sample_every == 0:
                         self.write_samples(f"step-{self.step:07d}")
