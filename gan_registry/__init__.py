@@ -21,7 +21,7 @@ from ._components import (
 from .errors import IncompatibleError, UserError
 from .hookspecs import hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Architecture",

@@ -222,12 +222,26 @@ class Objective(Component):
     needs: Needs = Needs()
 
 
+SUGGESTIBLE_SETTINGS = ("latent_dim", "batch_size", "steps", "lr_scale", "lr_decay_start")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Dataset(Component):
     """factory(params, DataContext) -> DataSource."""
 
     kind: ClassVar[str] = "dataset"
     factory: Callable[[Any, DataContext], DataSource]
+    suggests: dict[str, Any] = field(default_factory=dict)
+    """Run settings this data trains well with (latent_dim, batch_size, steps, lr_scale,
+    lr_decay_start), used where the user set nothing; `gan describe` and `gan run` show them."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in self.suggests:
+            if key not in SUGGESTIBLE_SETTINGS:
+                raise ValueError(
+                    f"dataset '{self.name}': cannot suggest '{key}' (valid: {', '.join(SUGGESTIBLE_SETTINGS)})"
+                )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,8 +26,10 @@ class Settings:
     encoder: str | None = None
     epochs: int | None = None
     steps: int | None = None
-    batch_size: int = 64
+    batch_size: int | None = None
     latent_dim: int | None = None
+    lr_scale: float | None = None
+    lr_decay_start: float | None = None
     data_dir: str | None = None
     image_size: int | None = None
     device: str = "auto"
@@ -45,6 +47,10 @@ class Settings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.lr_scale is not None and not self.lr_scale > 0:
+            raise UserError(f"--lr-scale must be positive, got {self.lr_scale}")
+        if self.lr_decay_start is not None and not 0 <= self.lr_decay_start <= 1:
+            raise UserError(f"--lr-decay-start is a fraction of the run, from 0 to 1; got {self.lr_decay_start}")
         unknown = set(self.params) - set(PARAM_SLOTS)
         if unknown:
             raise ParameterError(
@@ -67,6 +73,8 @@ class Plan:
     data: DataSource
     spec: NetworkSpec
     architecture: Any
+    suggested: dict[str, Any] = field(default_factory=dict)
+    """The dataset's suggestions this run took (where the user set nothing)."""
 
     @property
     def latent_dim(self) -> int:
@@ -118,7 +126,34 @@ def _split_arch_params(values: dict[str, Any], pieces: dict[str, Any], arch_name
     return spread
 
 
-def make_plan(registry: Registry, settings: Settings) -> Plan:
+def _take_suggestions(settings: Settings, dataset: Any) -> tuple[Settings, dict[str, Any]]:
+    """Settings with the dataset's suggestions filled in where the user set nothing, and those taken."""
+    given_length = settings.steps is not None or settings.epochs is not None
+    taken = {
+        key: value for key, value in dataset.suggests.items()
+        if getattr(settings, key) is None and not (key == "steps" and given_length)
+    }
+    return dataclasses.replace(settings, **taken), taken
+
+
+def _with_defaults(settings: Settings) -> Settings:
+    values: dict[str, Any] = {}
+    if settings.batch_size is None:
+        values["batch_size"] = DEFAULT_BATCH_SIZE
+    if settings.steps is None and settings.epochs is None:
+        values["epochs"] = DEFAULT_EPOCHS
+    return dataclasses.replace(settings, **values)
+
+
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_EPOCHS = 100
+
+
+def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool = True) -> Plan:
+    """Check the chosen components fit; settings come back complete (suggestions and defaults filled in).
+
+    A run's settings are fixed when it starts: rebuilding it (resume, sample, eval) takes no suggestions.
+    """
     arch = registry.get("architecture", settings.arch)
     names = arch.pieces()
     for role in NETWORK_ROLES:
@@ -128,6 +163,8 @@ def make_plan(registry: Registry, settings: Settings) -> Plan:
     pieces = {role: registry.get(role, name) for role, name in names.items()}
     objective = registry.get("objective", settings.objective)
     dataset = registry.get("dataset", settings.dataset)
+    settings, suggested = _take_suggestions(settings, dataset) if take_suggestions else (settings, {})
+    settings = _with_defaults(settings)
 
     given = settings.params
     for slot in given:
@@ -160,4 +197,4 @@ def make_plan(registry: Registry, settings: Settings) -> Plan:
     data = dataset.factory(params["dataset"], context)
     latent = settings.latent_dim or arch.latent_dim
     spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs)
-    return Plan(settings, pieces, objective, dataset, params, data, spec, arch)
+    return Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested)

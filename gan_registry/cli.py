@@ -98,6 +98,8 @@ def _component_row(c) -> dict[str, Any]:
     needs = getattr(c, "needs", None)
     if needs is not None:
         row["needs"] = needs.describe()
+    if getattr(c, "suggests", None):
+        row["suggests"] = dict(c.suggests)
     return row
 
 
@@ -147,6 +149,9 @@ def describe_command(name: str, kind: str | None, as_json: bool) -> None:
             click.echo(f"  default latent dim: {row['latent_dim']}")
         for need in row.get("needs", []):
             click.echo(f"  needs: {need}")
+        if "suggests" in row:
+            taken = ", ".join(f"{key}={value}" for key, value in row["suggests"].items())
+            click.echo(f"  suggests (used where a run sets nothing): {taken}")
         if row["parameters"]:
             click.echo("  parameters:")
         for p in row["parameters"]:
@@ -217,10 +222,14 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--dataset", help="Dataset (default: digits, which works offline).")
 @click.option("--generator", help="Use this generator instead of the architecture's.")
 @click.option("--discriminator", help="Use this discriminator instead of the architecture's.")
-@click.option("--epochs", type=int, help="Train until this many epochs in total.")
+@click.option("--epochs", type=int, help="Train until this many epochs in total (default: 100, or the dataset's suggested steps).")
 @click.option("--steps", type=int, help="Train until this many generator steps in total.")
-@click.option("--batch-size", type=int, help="Samples per batch (default 64).")
-@click.option("--latent-dim", type=int, help="Noise/code size (default: the architecture's).")
+@click.option("--batch-size", type=int, help="Samples per batch (default: the dataset's suggestion, else 64).")
+@click.option("--latent-dim", type=int, help="Noise/code size (default: the dataset's suggestion, else the architecture's).")
+@click.option("--lr-scale", type=float, metavar="FACTOR",
+              help="Multiply every learning rate of the objective (default 1, or the dataset's suggestion).")
+@click.option("--lr-decay-start", type=float, metavar="FRACTION",
+              help="Hold the learning rates for this fraction of the run, then decay them linearly to zero.")
 @click.option("--data-dir", type=click.Path(), help="Where dataset files are.")
 @click.option("--image-size", type=int, help="Resize image datasets to this many pixels a side.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Default auto.")
@@ -236,13 +245,8 @@ def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | No
     from . import runs
 
     settings = _settings(config_path, flags, param)
-    if settings.epochs is None and settings.steps is None:
-        settings.epochs = DEFAULT_EPOCHS
     run_dir = runs.start(_registry(), settings, out, progress=not no_progress)
     click.echo(f"done: {run_dir}")
-
-
-DEFAULT_EPOCHS = 100
 
 
 @cli.command("resume")

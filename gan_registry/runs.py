@@ -54,7 +54,7 @@ def plan_for_run(registry: Registry, run_dir: Path, **overrides: Any) -> tuple[P
         settings = Settings(**{**config["settings"], **overrides})
     except TypeError as error:
         raise UserError(f"{run_dir}/{CONFIG_NAME} does not match this gan-registry version: {error}") from None
-    plan = make_plan(registry, settings)
+    plan = make_plan(registry, settings, take_suggestions=False)
     for slot, was in config.get("components", {}).items():
         now = plan.component_record().get(slot, {})
         if was.get("version") != now.get("version"):
@@ -72,6 +72,7 @@ def start(registry: Registry, settings: Settings, out: Path | None, progress: bo
     from .training import Trainer, resolve_device, seed_everything
 
     plan = make_plan(registry, settings)
+    settings = plan.settings  # complete: the dataset's suggestions and the defaults filled in
     device = resolve_device(settings.device)
     run_dir = Path(out) if out else default_run_dir(settings)
     if (run_dir / "checkpoints" / "last.pt").exists():
@@ -81,6 +82,9 @@ def start(registry: Registry, settings: Settings, out: Path | None, progress: bo
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, plan)
     print(f"run directory: {run_dir}", flush=True)
+    if plan.suggested:
+        taken = ", ".join(f"{key}={value}" for key, value in plan.suggested.items())
+        print(f"dataset '{plan.dataset.name}' suggests {taken}; used where you set nothing", flush=True)
     trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
     return run_dir
 

@@ -67,6 +67,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def lr_factor(step: int, total: int, decay_start: float | None) -> float:
+    """Learning-rate multiplier for generator step `step` of `total`: 1 until the fraction
+    `decay_start` of the run, then falling linearly so that the last step trains at 1/n of the rates."""
+    if decay_start is None:
+        return 1.0
+    start = math.floor(decay_start * total)
+    if step < start:
+        return 1.0
+    return max(total - step, 0) / (total - start)
+
+
 def _unpack(output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if isinstance(output, tuple):
         return output[0], output[1]
@@ -90,11 +101,13 @@ class Trainer:
         self._trained_by = [
             {id(t) for group in p.optimizer.param_groups for t in group["params"]} for p in self.phases
         ]
+        self._base_lrs = [[group["lr"] for group in p.optimizer.param_groups] for p in self.phases]
         fixed_count = 64 if len(plan.spec.sample_shape) == 3 else 1024
         self.prior = latent_sampler(self.objective)
         g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
         self.fixed_noise = self.prior(fixed_count, plan.latent_dim, "cpu", g).to(device)
         self.step = 0
+        self.lr_multiplier: float | None = None  # of the objective's rates, when --lr-scale/--lr-decay-start apply
         self._stop_requested = False
 
     # -- state --------------------------------------------------------------------------
@@ -139,6 +152,16 @@ class Trainer:
             max_epochs is not None and self.batches.epoch >= max_epochs
         )
 
+    def _set_learning_rates(self, total: int | None) -> None:
+        s = self.plan.settings
+        if s.lr_scale is None and s.lr_decay_start is None:
+            return  # the objective's own rates, untouched
+        factor = (s.lr_scale or 1.0) * (lr_factor(self.step, total, s.lr_decay_start) if total else 1.0)
+        self.lr_multiplier = factor
+        for phase, base_lrs in zip(self.phases, self._base_lrs):
+            for group, base in zip(phase.optimizer.param_groups, base_lrs):
+                group["lr"] = base * factor
+
     def _run_step(self, sums: dict[str, torch.Tensor], counts: Counter) -> int:
         """One generator step with all its phases; returns the number of real samples used."""
         used = 0
@@ -181,6 +204,8 @@ class Trainer:
         means = torch.stack([value / counts[key] for key, value in sums.items()]).tolist()  # one sync
         record.update((key, round(mean, 6)) for key, mean in zip(sums, means))
         record["images_per_s"] = round(used / seconds, 1) if seconds > 0 else None
+        if self.lr_multiplier is not None:
+            record["lr_multiplier"] = round(self.lr_multiplier, 6)
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")}
@@ -212,6 +237,7 @@ class Trainer:
                 if self._stop_requested:
                     raise Interrupted(self.step, self.save())
                 epoch_before = self.batches.epoch
+                self._set_learning_rates(total)
                 used += self._run_step(sums, counts)
                 self.step += 1
                 if bar is not None:

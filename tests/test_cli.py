@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from gan_registry.cli import cli
@@ -108,3 +109,32 @@ def test_help_does_not_import_torch_or_plugins():
     code = "import sys; from gan_registry.cli import cli\ntry: cli(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().endswith("False")
+
+
+def test_dataset_suggestions_fill_only_what_the_user_left_unset(tmp_path):
+    """gaussians suggests toy settings; the user's flags win over them."""
+    described = run_gan("describe", "gaussians")
+    assert "suggests (used where a run sets nothing): latent_dim=2, batch_size=256" in described.stdout
+    base = ["run", "--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p", "dataset.count=512",
+            "--no-progress"]
+    plain = run_gan(*base, "--steps", "2", "--out", tmp_path / "plain")
+    assert plain.returncode == 0, plain.stderr
+    assert "dataset 'gaussians' suggests latent_dim=2, batch_size=256" in plain.stdout
+    settings = json.loads((tmp_path / "plain" / "config.json").read_text())["settings"]
+    assert (settings["latent_dim"], settings["batch_size"], settings["lr_scale"]) == (2, 256, 10)
+    assert settings["steps"] == 2  # the user's length, not the suggested one
+
+    mine = run_gan(*base, "--epochs", "1", "--batch-size", "32", "--latent-dim", "4", "--lr-scale", "1",
+                   "--out", tmp_path / "mine")
+    assert mine.returncode == 0, mine.stderr
+    settings = json.loads((tmp_path / "mine" / "config.json").read_text())["settings"]
+    assert (settings["latent_dim"], settings["batch_size"], settings["lr_scale"]) == (4, 32, 1)
+    assert settings["steps"] is None and settings["epochs"] == 1
+    optimizers = torch.load(tmp_path / "mine" / "checkpoints" / "last.pt", weights_only=False)["optimizers"]
+    assert optimizers["generator"]["param_groups"][0]["lr"] < 2e-4  # gan's own rate, decayed
+
+    digits = run_gan("run", "--arch", "mlp", "--objective", "gan", "--steps", "1", "--image-size", "8",
+                     "--out", tmp_path / "digits", "--no-progress")
+    assert digits.returncode == 0 and "suggests" not in digits.stdout
+    settings = json.loads((tmp_path / "digits" / "config.json").read_text())["settings"]
+    assert (settings["batch_size"], settings["lr_scale"], settings["epochs"]) == (64, None, None)

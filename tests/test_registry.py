@@ -158,3 +158,11 @@ def test_strict_env_makes_gan_fail_with_one_line(fake_distributions):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("Error: plugin 'broken-plugin'")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dataset_suggestions_are_checked_at_registration():
+    with pytest.raises(ValueError, match="cannot suggest 'lr' \\(valid: latent_dim, batch_size, steps"):
+        Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"lr": 1e-3})
+    with pytest.raises(ValueError, match="cannot suggest 'objective.lr_generator'"):
+        Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"objective.lr_generator": 1e-3})
+    Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"batch_size": 8, "lr_scale": 2.0})

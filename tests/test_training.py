@@ -148,19 +148,22 @@ def test_killed_writer_never_leaves_a_broken_checkpoint(tmp_path):
     assert checkpoint.load(path)["step"] >= 3
 
 
-def test_ctrl_c_writes_checkpoint_exits_130_and_resumes(tmp_path):
-    out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gan_registry", "run", *TOY, "--steps", "1000000", "--log-every", "20",
-         "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def interrupt_after_first_log(run_args: list[str], out) -> str:
+    """Start `gan run`, press Ctrl-C once it has logged, and return its stderr (it must exit 130)."""
+    proc = subprocess.Popen([sys.executable, "-m", "gan_registry", "run", *run_args, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (out / "metrics.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
+    return stderr
+
+
+def test_ctrl_c_writes_checkpoint_exits_130_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    stderr = interrupt_after_first_log([*TOY, "--steps", "1000000", "--log-every", "20"], out)
     assert "continue with `gan resume" in stderr and "Traceback" not in stderr
     state = checkpoint.load(out / "checkpoints" / "last.pt")
     assert state["step"] >= 20
@@ -174,3 +177,30 @@ def test_checkpoint_load_rejects_foreign_files(tmp_path):
     torch.save({"hello": 1}, path)
     with pytest.raises(CheckpointError, match="not a gan-registry checkpoint"):
         checkpoint.load(path)
+
+
+def test_lr_factor_holds_then_falls_linearly():
+    from gan_registry.training import lr_factor
+
+    assert [lr_factor(step, 10, None) for step in range(10)] == [1.0] * 10
+    assert [lr_factor(step, 10, 0.6) for step in range(10)] == [1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    assert lr_factor(9, 10, 0.0) == pytest.approx(0.1) and lr_factor(0, 10, 1.0) == 1.0
+
+
+def test_decaying_run_resumes_bit_exact_after_ctrl_c(tmp_path):
+    """The rates follow the step, so a run stopped anywhere and resumed ends as if never stopped."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    args = [*TOY, "--batch-size", "32", "--steps", "1500", "--lr-decay-start", "0.5", "--log-every", "20"]
+    interrupt_after_first_log(args, split)
+    stopped_at = checkpoint.load(split / "checkpoints" / "last.pt")["step"]
+    assert 0 < stopped_at < 1500
+    assert run_gan("resume", split, "--no-progress").returncode == 0
+    assert run_gan("run", *args, "--out", straight).returncode == 0
+    a, b = checkpoint.load(straight / "checkpoints/last.pt"), checkpoint.load(split / "checkpoints/last.pt")
+    for key in a["models"]:
+        assert torch.equal(a["models"][key], b["models"][key]), key
+    last = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 1500 and last["lr_multiplier"] == pytest.approx(10 / 750)
+    # the last step trained at 1/750 of the starting rate: gan's 2e-4 times the lr_scale 10 gaussians suggests
+    for phase in ("discriminator", "generator"):
+        assert a["optimizers"][phase]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 750)

@@ -159,6 +159,11 @@ def _component_section(component) -> list[str]:
         described = needs.describe()
         if described:
             lines += ["Needs:", "", *(f"- {need}" for need in described), ""]
+    suggests = getattr(component, "suggests", None)
+    if suggests:
+        taken = ", ".join(f"`{key}={value}`" for key, value in suggests.items())
+        lines += [f"Suggests, for runs that do not set them ([why](../concepts.md#settings-a-dataset-suggests)): "
+                  f"{taken}.", ""]
     rows = params_mod.describe(component.params)
     if rows:
         group = PARAM_GROUP.get(component.kind)

@@ -16,9 +16,10 @@ from gan_registry import Architecture, Discriminator, Generator, IncompatibleErr
 class GeneratorParams:
     hidden: int = field(default=256, metadata={"help": "width of each hidden layer"})
     depth: int = field(default=2, metadata={"help": "number of hidden layers"})
-    norm: Literal["batch", "none"] = field(
-        default="batch",
-        metadata={"help": "BatchNorm after each hidden layer (smoother images, as in PyTorch-GAN's gan.py); none"},
+    norm: Literal["auto", "batch", "none"] = field(
+        default="auto",
+        metadata={"help": "BatchNorm after each hidden layer (smoother images, as in PyTorch-GAN's gan.py); none; "
+                          "auto = batch for images, none for points"},
     )
 
 
@@ -40,7 +41,12 @@ def build_generator(params: GeneratorParams, spec):
     from ._nets import MLPGenerator
 
     _check(params)
-    return MLPGenerator(spec.latent_dim, spec.sample_shape, params.hidden, params.depth, spec.value_range, params.norm)
+    norm = params.norm
+    if norm == "auto":
+        # BatchNorm ties each sample to its batch: it smooths images, but smears 2-D points
+        # between the modes of a mixture (grid: 19/25 modes, 26 % high quality, against 25/25, 86 %).
+        norm = "batch" if len(spec.sample_shape) == 3 else "none"
+    return MLPGenerator(spec.latent_dim, spec.sample_shape, params.hidden, params.depth, spec.value_range, norm)
 
 
 def build_discriminator(params: DiscriminatorParams, spec):

@@ -18,12 +18,17 @@ def test_shapes_and_output_range(shape, value_range):
     assert discriminator(samples).shape == (5,)
 
 
+def has_batchnorm(module) -> bool:
+    return any(isinstance(m, torch.nn.BatchNorm1d) for m in module.modules())
+
+
 def test_generator_batchnorm_is_a_parameter():
-    spec = NetworkSpec((2,), 8, None)
-    with_norm = build_generator(GeneratorParams(hidden=16), spec)
-    without = build_generator(GeneratorParams(hidden=16, norm="none"), spec)
-    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in with_norm.modules())
-    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in without.modules())
+    points, images = NetworkSpec((2,), 8, None), NetworkSpec((1, 8, 8), 8, (-1.0, 1.0))
+    assert has_batchnorm(build_generator(GeneratorParams(hidden=16, norm="batch"), points))
+    assert not has_batchnorm(build_generator(GeneratorParams(hidden=16, norm="none"), images))
+    # auto: BatchNorm for images only
+    assert has_batchnorm(build_generator(GeneratorParams(hidden=16), images))
+    assert not has_batchnorm(build_generator(GeneratorParams(hidden=16), points))
 
 
 def test_discriminator_negotiates_batchnorm():

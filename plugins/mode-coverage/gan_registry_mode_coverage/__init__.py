@@ -20,8 +20,12 @@ from gan_registry import IncompatibleError, Metric, hookimpl
 
 @dataclass
 class ModeCoverageParams:
-    threshold: float = field(default=3.0, metadata={"help": "high quality: within this many mode stds of the nearest mode"})
-    min_count: int = field(default=1, metadata={"help": "a mode is covered with at least this many high-quality samples"})
+    threshold: float = field(
+        default=3.0, metadata={"help": "high quality: within this many mode stds of the nearest mode"}
+    )
+    min_count: int = field(
+        default=1, metadata={"help": "a mode is covered with at least this many high-quality samples"}
+    )
 
     def __post_init__(self) -> None:
         if not self.threshold > 0:
@@ -71,7 +75,9 @@ def build(params: ModeCoverageParams):
             raise IncompatibleError("the dataset does not give mode centres (DataSource.reference['mode_centers'])")
         centers = reference["mode_centers"]
         if tuple(centers.shape[1:]) != tuple(samples.shape[1:]):
-            raise IncompatibleError(f"mode centres of shape {tuple(centers.shape)} do not match samples {tuple(samples.shape)}")
+            raise IncompatibleError(
+                f"mode centres of shape {tuple(centers.shape)} do not match samples {tuple(samples.shape)}"
+            )
         return mode_coverage(samples.detach().cpu(), centers.cpu(), float(reference["mode_std"]),
                              params.threshold, params.min_count)
 
@@ -80,5 +86,6 @@ def build(params: ModeCoverageParams):
 
 @hookimpl
 def register_metrics(register):
-    register(Metric(name="mode-coverage", summary="Modes covered, % high-quality samples and reverse KL (PacGAN protocol)",
+    register(Metric(name="mode-coverage",
+                    summary="Modes covered, % high-quality samples and reverse KL (PacGAN protocol)",
                     params=ModeCoverageParams, factory=build))
