@@ -1,6 +1,7 @@
 """dcgan pieces: shapes over every supported size, init, norm negotiation, refusals, real `gan` runs."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -154,11 +155,12 @@ def test_base_must_be_positive():
 
 # -- the real command line ------------------------------------------------------------------
 
-SHORT = ["--objective", "gan", "--steps", "3", "--batch-size", "8", "--no-progress"]
+SHORT = ["--steps", "3", "--batch-size", "8", "--no-progress"]
 RUNS = {
-    "dcgan-32": ["--arch", "dcgan", "--dataset", "digits", "--image-size", "32"],
-    "refuse-48px": ["--arch", "dcgan", "--image-size", "48"],
-    "refuse-points": ["--arch", "dcgan", "--dataset", "gaussians"],
+    "dcgan-32": ["--arch", "dcgan", "--objective", "gan", "--dataset", "digits", "--image-size", "32"],
+    "headline": ["--arch", "dcgan", "--objective", "wgan-gp"],  # the project's headline command, defaults only
+    "refuse-48px": ["--arch", "dcgan", "--objective", "gan", "--image-size", "48"],
+    "refuse-points": ["--arch", "dcgan", "--objective", "gan", "--dataset", "gaussians"],
 }
 
 
@@ -183,6 +185,22 @@ def test_dcgan_trains_on_digits(gan_runs):
     code, out, err, run_dir = gan_runs["dcgan-32"]
     assert code == 0, err
     assert "images/s=" in err and (run_dir / "checkpoints" / "last.pt").exists()
+
+
+def test_headline_wgan_gp_run_gets_a_per_sample_critic_and_writes_digit_grids(gan_runs):
+    from PIL import Image
+
+    from gan_registry import checkpoint
+
+    code, out, err, run_dir = gan_runs["headline"]
+    assert code == 0, err
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["settings"]["dataset"] == "digits" and config["sample_shape"] == [1, 32, 32]
+    critic = checkpoint.load(run_dir / "checkpoints" / "last.pt")["models"]
+    assert not any(key.startswith("discriminator.") and "running_mean" in key for key in critic)  # no BatchNorm
+    assert any(key.startswith("generator.") and "running_mean" in key for key in critic)  # the generator keeps it
+    grid = Image.open(run_dir / "samples" / "final-step-0000003.png")
+    assert grid.size == (8 * 34 + 2, 8 * 34 + 2)  # 64 digits of 32 px, 2 px apart
 
 
 @pytest.mark.parametrize(
