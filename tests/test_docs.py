@@ -109,7 +109,10 @@ def test_mode_coverage_page_has_the_results_section():
     page = (DOCS / "mode-coverage.md").read_text()
     results = page.split("\n## Results\n", 1)
     assert len(results) == 2
-    assert "The table is produced by `python benchmarks/modes.py`." in results[1]
+    assert "$ python benchmarks/modes.py" in results[1]  # the command that made the table
+    for objective in ("gan", "wgan", "wgan-gp", "hinge", "lsgan"):  # a measured row per objective and layout
+        for layout in ("ring", "grid"):
+            assert f"\n| {objective} | {layout} | " in results[1], (objective, layout)
 
 
 def test_testing_helpers_are_documented_in_their_docstrings():
