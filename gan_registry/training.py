@@ -205,7 +205,7 @@ class Trainer:
         record.update((key, round(mean, 6)) for key, mean in zip(sums, means))
         record["images_per_s"] = round(used / seconds, 1) if seconds > 0 else None
         if self.lr_multiplier is not None:
-            record["lr_multiplier"] = round(self.lr_multiplier, 6)
+            record["lr_multiplier"] = float(f"{self.lr_multiplier:.6g}")
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")}

@@ -200,7 +200,7 @@ def test_decaying_run_resumes_bit_exact_after_ctrl_c(tmp_path):
     for key in a["models"]:
         assert torch.equal(a["models"][key], b["models"][key]), key
     last = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["step"] == 1500 and last["lr_multiplier"] == pytest.approx(10 / 750)
+    assert last["step"] == 1500 and last["lr_multiplier"] == pytest.approx(10 / 750, rel=1e-5)
     # the last step trained at 1/750 of the starting rate: gan's 2e-4 times the lr_scale 10 gaussians suggests
     for phase in ("discriminator", "generator"):
         assert a["optimizers"][phase]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 750)
