@@ -30,12 +30,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gan_registry_toy_datasets.gaussians import SUGGESTS as GAUSSIANS_SUGGESTS
+
 OBJECTIVES = ["gan", "wgan", "wgan-gp", "hinge", "lsgan"]
 LAYOUTS = ["ring", "grid"]
 # Generator steps, where not the dataset's suggestion: the critic objectives take 5 critic
 # steps per generator step (wgan-gp a double backward each), so they get fewer.
 STEPS = {"wgan": 3_000, "wgan-gp": 2_000}
-SUGGESTED_STEPS = 10_000  # gaussians' suggestion, for --quick
 
 # PacGAN (Lin et al. 2018): the rows quoted in the project's notes (docs/anchors); "-" where not quoted.
 PACGAN_ROWS = [
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for objective in objectives:
         steps = args.steps or STEPS.get(objective)
         if args.quick:
-            steps = (steps or SUGGESTED_STEPS) // 4
+            steps = (steps or GAUSSIANS_SUGGESTS["steps"]) // 4
         for layout in layouts:
             for seed in range(seeds):
                 out = root / f"{objective}-{layout}-s{seed}"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from gan_registry import Phase
+
 
 def check_positive(**values: float) -> None:
     """Raise ValueError naming the first value that is not > 0 (for `__post_init__` checks)."""
@@ -56,3 +58,37 @@ def real_and_fake_scores(models, batch):
 def generator_scores(models, batch):
     """D(G(z)) with the graph through the generator, for a generator step."""
     return scores(models.discriminator, models.generator(batch.noise()))
+
+
+def two_phases(*, d_name: str, d_loss, d_optimizer, d_repeats: int, g_loss, g_optimizer, d_after_step=None) -> list:
+    """The usual schedule: `d_repeats` discriminator (or critic) steps, then one generator step."""
+    return [
+        Phase(name=d_name, loss=d_loss, optimizer=d_optimizer, repeats=d_repeats, after_step=d_after_step),
+        Phase(name="generator", loss=g_loss, optimizer=g_optimizer, uses_real=False),
+    ]
+
+
+class ScoreLossObjective:
+    """An objective whose losses are functions of the raw scores, trained by two Adam phases.
+
+    Subclasses define `discriminator_loss(real_scores, fake_scores)` and `generator_loss(fake_scores)`;
+    their params have `discriminator_steps`, `lr_discriminator`, `lr_generator` and `betas`.
+    """
+
+    def __init__(self, params) -> None:
+        self.params = params
+
+    def discriminator_step(self, models, batch):
+        real_scores, fake_scores, _ = real_and_fake_scores(models, batch)
+        return self.discriminator_loss(real_scores, fake_scores)
+
+    def generator_step(self, models, batch):
+        return self.generator_loss(generator_scores(models, batch))
+
+    def phases(self, models):
+        p = self.params
+        return two_phases(
+            d_name="discriminator", d_loss=self.discriminator_step, d_repeats=p.discriminator_steps,
+            d_optimizer=adam(models.discriminator.parameters(), p.lr_discriminator, p.betas),
+            g_loss=self.generator_step, g_optimizer=adam(models.generator.parameters(), p.lr_generator, p.betas),
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gan_registry import Objective, Phase, hookimpl
+from gan_registry import Objective, hookimpl
 
 from . import _common
 
@@ -31,36 +31,22 @@ class GANParams:
         _common.check_betas(self.betas)
 
 
-class GANObjective:
-    def __init__(self, params: GANParams) -> None:
-        self.params = params
-
-    def discriminator_loss(self, models, batch):
+class GANObjective(_common.ScoreLossObjective):
+    def discriminator_loss(self, real_logits, fake_logits):
         import torch
         import torch.nn.functional as F
 
-        real_logits, fake_logits, _ = _common.real_and_fake_scores(models, batch)
         real_target = torch.full_like(real_logits, 1.0 - self.params.label_smoothing)
         return F.binary_cross_entropy_with_logits(real_logits, real_target) + F.binary_cross_entropy_with_logits(
             fake_logits, torch.zeros_like(fake_logits)
         )
 
-    def generator_loss(self, models, batch):
+    def generator_loss(self, logits):
         import torch.nn.functional as F
 
-        logits = _common.generator_scores(models, batch)
         if self.params.generator_loss == "minimax":
             return -F.softplus(logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
         return F.softplus(-logits).mean()  # -log sigmoid(l)
-
-    def phases(self, models):
-        p = self.params
-        return [
-            Phase(name="discriminator", loss=self.discriminator_loss, repeats=p.discriminator_steps,
-                  optimizer=_common.adam(models.discriminator.parameters(), p.lr_discriminator, p.betas)),
-            Phase(name="generator", loss=self.generator_loss, uses_real=False,
-                  optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas)),
-        ]
 
 
 @hookimpl

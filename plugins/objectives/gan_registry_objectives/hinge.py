@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gan_registry import Objective, Phase, hookimpl
+from gan_registry import Objective, hookimpl
 
 from . import _common
 
@@ -33,25 +33,9 @@ def generator_loss(fake_scores):
     return -fake_scores.mean()
 
 
-class HingeObjective:
-    def __init__(self, params: HingeParams) -> None:
-        self.params = params
-
-    def discriminator_step(self, models, batch):
-        real_scores, fake_scores, _ = _common.real_and_fake_scores(models, batch)
-        return discriminator_loss(real_scores, fake_scores)
-
-    def generator_step(self, models, batch):
-        return generator_loss(_common.generator_scores(models, batch))
-
-    def phases(self, models):
-        p = self.params
-        return [
-            Phase(name="discriminator", loss=self.discriminator_step, repeats=p.discriminator_steps,
-                  optimizer=_common.adam(models.discriminator.parameters(), p.lr_discriminator, p.betas)),
-            Phase(name="generator", loss=self.generator_step, uses_real=False,
-                  optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas)),
-        ]
+class HingeObjective(_common.ScoreLossObjective):
+    discriminator_loss = staticmethod(discriminator_loss)
+    generator_loss = staticmethod(generator_loss)
 
 
 @hookimpl

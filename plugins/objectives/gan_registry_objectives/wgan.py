@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gan_registry import Objective, Phase, hookimpl
+from gan_registry import Objective, hookimpl
 
 from . import _common
 
@@ -52,13 +52,12 @@ class WGANObjective:
 
     def phases(self, models):
         p = self.params
-        return [
-            Phase(name="critic", loss=self.critic_step, repeats=p.critic_steps,
-                  optimizer=_common.rmsprop(models.discriminator.parameters(), p.lr_critic),
-                  after_step=lambda m: clip_weights(m.discriminator, p.clip_value)),
-            Phase(name="generator", loss=self.generator_step, uses_real=False,
-                  optimizer=_common.rmsprop(models.generator.parameters(), p.lr_generator)),
-        ]
+        return _common.two_phases(
+            d_name="critic", d_loss=self.critic_step, d_repeats=p.critic_steps,
+            d_optimizer=_common.rmsprop(models.discriminator.parameters(), p.lr_critic),
+            d_after_step=lambda m: clip_weights(m.discriminator, p.clip_value),
+            g_loss=self.generator_step, g_optimizer=_common.rmsprop(models.generator.parameters(), p.lr_generator),
+        )
 
 
 @hookimpl

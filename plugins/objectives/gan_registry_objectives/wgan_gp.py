@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gan_registry import Needs, Objective, Phase, hookimpl
+from gan_registry import Needs, Objective, hookimpl
 
 from . import _common
-from .wgan import critic_loss, generator_loss
+from .wgan import WGANObjective, critic_loss
 
 
 @dataclass
@@ -51,9 +51,8 @@ def gradient_penalty(critic, real, fake, alpha=None, *, create_graph: bool = Tru
     return ((norms - 1) ** 2).mean()
 
 
-class WGANGPObjective:
-    def __init__(self, params: WGANGPParams) -> None:
-        self.params = params
+class WGANGPObjective(WGANObjective):
+    """WGAN with the clipping replaced by the gradient penalty (and RMSprop by Adam)."""
 
     def critic_step(self, models, batch):
         real_scores, fake_scores, fake = _common.real_and_fake_scores(models, batch)
@@ -62,17 +61,14 @@ class WGANGPObjective:
         wasserstein = (real_scores.mean() - fake_scores.mean()).detach()
         return loss, {"critic/gp": gp.detach(), "critic/wasserstein": wasserstein}
 
-    def generator_step(self, models, batch):
-        return generator_loss(_common.generator_scores(models, batch))
-
     def phases(self, models):
         p = self.params
-        return [
-            Phase(name="critic", loss=self.critic_step, repeats=p.critic_steps,
-                  optimizer=_common.adam(models.discriminator.parameters(), p.lr_critic, p.betas)),
-            Phase(name="generator", loss=self.generator_step, uses_real=False,
-                  optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas)),
-        ]
+        return _common.two_phases(
+            d_name="critic", d_loss=self.critic_step, d_repeats=p.critic_steps,
+            d_optimizer=_common.adam(models.discriminator.parameters(), p.lr_critic, p.betas),
+            g_loss=self.generator_step,
+            g_optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas),
+        )
 
 
 @hookimpl
