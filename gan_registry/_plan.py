@@ -36,6 +36,8 @@ class Settings:
     seed: int = 0
     sample_every: int | None = None
     log_every: int = 50
+    keep: int = 1
+    """Checkpoints kept: 1 keeps only last.pt; N > 1 also keeps step-N.pt files of the N newest saves."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -43,7 +45,7 @@ class Settings:
             self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
         if self.epochs is not None and self.steps is not None:
             raise UserError("give --epochs or --steps, not both")
-        for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every"):
+        for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every", "keep"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")

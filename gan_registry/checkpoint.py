@@ -1,25 +1,45 @@
-"""Checkpoints: written atomically, read back with clear errors, holding every RNG state."""
+"""Checkpoints: plain data only, written atomically, read back without running any code.
+
+A checkpoint is a `torch.save` file holding only tensors, numbers, strings, lists and dicts, and
+every load uses `weights_only=True`: a crafted file is refused before anything in it runs. RNG
+states, which Python and NumPy hand out as tuples and arrays, are converted to that form here.
+"""
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import random
+import re
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, WriteError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""1: gan-registry 0.2 and older (pickled NumPy arrays, loaded with full unpickling); 2: plain data."""
+STEP_FILE = re.compile(r"step-(\d+)\.pt\Z")
 
 
 def rng_state() -> dict[str, Any]:
-    state = {
+    version, python_state, gauss = random.getstate()
+    key, numpy_keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "key": key,
+            "keys": torch.from_numpy(numpy_keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -28,16 +48,32 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss"]))
+    n = state["numpy"]
+    np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _write_error(path: Path, error: OSError) -> WriteError:
+    reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+    return WriteError(f"could not write checkpoint {path}: {reason}; the previous checkpoint is kept")
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it.
 
-    A crash at any point leaves either the old file or the new one, never half of one.
+    A crash at any point (kill -9 included) leaves either the old file or the new one, never
+    half of one; a failed write (a full disk) leaves the old one and raises WriteError.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,25 +84,110 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, error) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _link_atomic(source: Path, target: Path) -> None:
+    """Make `target` the same file as `source` in one rename (a copy where hard links are refused)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        try:
+            os.link(source, tmp)
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                raise
+            import shutil
+
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(target, error) from None
+    _fsync_dir(target.parent)
+
+
+def step_files(folder: Path) -> list[Path]:
+    """The kept `step-N.pt` checkpoints in `folder`, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_kept(payload: dict[str, Any], last: Path, step: int, keep: int) -> None:
+    """Write `last` atomically; with keep > 1 also keep `step-N.pt` files of the `keep` newest saves.
+
+    `last` is then a hard link to the newest of them, so keeping costs no extra space for it.
+    """
+    if keep <= 1:
+        save_atomic(payload, last)
+        return
+    numbered = last.with_name(f"step-{step:07d}.pt")
+    save_atomic(payload, numbered)
+    _link_atomic(numbered, last)
+    for old in step_files(last.parent)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def _refused(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(
+        f"refused {path}: it holds Python objects ({what}), not just tensors and plain values, so loading it"
+        " could run code; nothing in it was run. It was crafted, or written by gan-registry 0.2 or older"
+        " (checkpoint format 1), which this version does not open: retrain the run"
+    )
+
+
+def _pickle_globals(path: Path) -> list[str]:
+    """Names a plain pickle file would import, read from its opcodes without executing any."""
+    import pickletools
+
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for opcode, arg, _pos in pickletools.genops(f):
+                if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "STRING", "BINSTRING"):
+                    strings.append(str(arg))
+                elif opcode.name == "GLOBAL":
+                    names.append(str(arg).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # not a pickle, or a broken one: the caller reports it as corrupt
+        pass
+    return names
 
 
 def load(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint's payload; refuses anything that is not plain data, without running it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    corrupt = f"checkpoint {path} is corrupt or truncated"
+    if not zipfile.is_zipfile(path):  # torch.save has written zip files since torch 1.6; ours always are
+        imported = _pickle_globals(path)
+        if imported:
+            raise _refused(path, ", ".join(dict.fromkeys(imported)))
+        raise CheckpointError(f"{corrupt} (not a torch zip file)")
     try:
-        # Our own checkpoints hold RNG states (numpy arrays, tuples), so full unpickling is needed.
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if found:
+            raise _refused(path, found.group(1)) from None
+        raise CheckpointError(f"{corrupt} ({type(error).__name__})") from None
     except Exception as error:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(error).__name__})") from None
+        raise CheckpointError(f"{corrupt} ({type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} is not a gan-registry checkpoint (format {FORMAT_VERSION})")
+        found = payload.get("format") if isinstance(payload, dict) else None
+        detail = f" (it says format {found})" if found is not None else ""
+        raise CheckpointError(f"{path} is not a gan-registry checkpoint of format {FORMAT_VERSION}{detail}")
     return payload

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .errors import Interrupted, PluginLoadError, UserError
+from .errors import Interrupted, PluginLoadError, RunStopped, UserError
 
 KIND_ALIASES = {
     "architecture": "architecture",
@@ -34,7 +34,10 @@ class _Group(click.Group):
             raise _fail(str(error)) from None
         except Interrupted as stop:
             click.echo(f"{stop}; continue with `gan resume {stop.path.parent.parent}`", err=True)
-            ctx.exit(130)
+            ctx.exit(stop.exit_code)
+        except RunStopped as stop:
+            click.echo(f"Error: {stop}", err=True)
+            ctx.exit(stop.exit_code)
 
 
 def _fail(message: str) -> click.ClickException:
@@ -237,6 +240,7 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<time>-<arch>-<objective>-<dataset>).")
 @click.option("--sample-every", type=int, help="Write a sample grid and checkpoint every N steps (default: each epoch).")
 @click.option("--log-every", type=int, help="Log losses every N steps (default 50).")
+@click.option("--keep", type=int, help="Keep the N newest checkpoints as checkpoints/step-N.pt besides last.pt (default 1: last.pt only).")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
@@ -266,15 +270,33 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 
 
 @cli.command("sample")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("source", metavar="RUN_DIR|MODEL.safetensors", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".png grid/scatter, or .pt/.npy raw samples.")
-def sample_command(run_dir: Path, count: int, seed: int, output: Path) -> None:
-    """Draw samples from a run's generator (raw samples are in the dataset's value range)."""
+def sample_command(source: Path, count: int, seed: int, output: Path) -> None:
+    """Draw samples from a run's generator, or from a file written by `gan export`.
+
+    Raw samples are in the dataset's value range; the same seed draws the same samples from a run and its export.
+    """
     from . import generate
 
-    click.echo(f"wrote {generate.sample(_registry(), run_dir, count, seed, output)}")
+    click.echo(f"wrote {generate.sample(_registry(), source, count, seed, output)}")
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .safetensors file to write.")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+def export_command(run_dir: Path, output: Path, force: bool) -> None:
+    """Write a run's generator as one shareable .safetensors file (weights, components, prior, value range).
+
+    `gan sample MODEL.safetensors` draws from it wherever the plugins that built it are installed.
+    """
+    from . import export
+
+    path = export.export(_registry(), run_dir, output, force=force)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 @cli.command("reconstruct")

@@ -34,9 +34,25 @@ class PluginWarning(UserWarning):
     pass
 
 
-class Interrupted(Exception):
-    """Training stopped on Ctrl-C after writing a checkpoint."""
+class RunStopped(Exception):
+    """Training stopped before its end; the CLI prints the message on one line and exits `exit_code`."""
 
-    def __init__(self, step: int, path) -> None:
-        super().__init__(f"interrupted at step {step}; checkpoint written to {path}")
-        self.step, self.path = step, path
+    exit_code = 1
+
+
+class Interrupted(RunStopped):
+    """Training stopped on SIGINT or SIGTERM after writing a checkpoint of the step reached."""
+
+    def __init__(self, step: int, path, signal_name: str = "SIGINT", exit_code: int = 130) -> None:
+        super().__init__(f"stopped by {signal_name} at step {step}; checkpoint written to {path}")
+        self.step, self.path, self.exit_code = step, path, exit_code
+
+
+class Diverged(RunStopped):
+    """A loss or weight became NaN or infinite; the last good checkpoint is left as it was."""
+
+    exit_code = 3
+
+
+class WriteError(RunStopped):
+    """A checkpoint or sample grid could not be written (a full disk); the previous checkpoint is kept."""

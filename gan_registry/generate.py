@@ -16,29 +16,45 @@ from .training import latent_sampler
 CHUNK = 1024
 
 
-def _generate(plan, networks, n: int, seed: int) -> torch.Tensor:
-    prior = latent_sampler(plan.objective.factory(plan.params["objective"]))
+def draw(generator, prior, latent_dim: int, n: int, seed: int) -> torch.Tensor:
+    """`n` samples from noise drawn with `seed`: the same for a run and for its exported generator."""
     g = torch.Generator().manual_seed(seed)
     chunks = []
     with torch.no_grad():
         for start in range(0, n, CHUNK):
-            z = prior(min(CHUNK, n - start), plan.latent_dim, "cpu", g)
-            chunks.append(networks["generator"](z).float())
+            z = prior(min(CHUNK, n - start), latent_dim, "cpu", g)
+            chunks.append(generator(z).float())
     return torch.cat(chunks)
 
 
-def sample(registry: Registry, run_dir: Path, n: int, seed: int, out: Path) -> Path:
+def _generate(plan, networks, n: int, seed: int) -> torch.Tensor:
+    prior = latent_sampler(plan.objective.factory(plan.params["objective"]))
+    return draw(networks["generator"], prior, plan.latent_dim, n, seed)
+
+
+def sample(registry: Registry, source: Path, n: int, seed: int, out: Path) -> Path:
+    """Samples from a run directory, or from a generator file written by `gan export`."""
+    from . import export
+
     suffix = Path(out).suffix.lower()
     if suffix not in (".png", ".pt", ".npy"):
         raise UserError(f"-o {out}: use a .png, .pt or .npy file name")
     if n < 1:
         raise UserError("-n must be at least 1")
-    plan, networks = load_networks(registry, run_dir)
-    samples = _generate(plan, networks, n, seed)
+    if export.is_export(source):
+        exported = export.load(registry, source)
+        samples = draw(exported.generator, exported.prior, exported.latent_dim, n, seed)
+        value_range = exported.value_range
+    else:
+        plan, networks = load_networks(registry, source)
+        samples = _generate(plan, networks, n, seed)
+        value_range = plan.spec.value_range
     out = Path(out)
+    if out.is_dir():
+        raise UserError(f"-o {out} is a folder; give a file name")
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
-        render.save(samples, out, plan.spec.value_range)
+        render.save(samples, out, value_range)
     elif suffix == ".pt":
         torch.save(samples, out)
     else:

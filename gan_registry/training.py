@@ -5,7 +5,6 @@ import json
 import math
 from collections import Counter
 import random
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -16,9 +15,10 @@ import numpy as np
 import torch
 
 from . import checkpoint, render
+from ._guards import default_duties
 from ._plan import Plan
 from .data import Batches
-from .errors import Interrupted
+from .errors import WriteError
 
 FIXED_NOISE_SEED_OFFSET = 7919
 
@@ -87,7 +87,8 @@ def _unpack(output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
 class Trainer:
     """Holds the models, optimisers, data position and counters of one run."""
 
-    def __init__(self, plan: Plan, run_dir: Path, device: torch.device, *, progress: bool = True) -> None:
+    def __init__(self, plan: Plan, run_dir: Path, device: torch.device, *, progress: bool = True,
+                 duties: list[Any] | None = None) -> None:
         s = plan.settings
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
@@ -107,8 +108,12 @@ class Trainer:
         g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
         self.fixed_noise = self.prior(fixed_count, plan.latent_dim, "cpu", g).to(device)
         self.step = 0
+        self.saved_step: int | None = None
+        """Step of the newest checkpoint on disk, written or resumed from."""
         self.lr_multiplier: float | None = None  # of the objective's rates, when --lr-scale/--lr-decay-start apply
-        self._stop_requested = False
+        self.duties = default_duties() if duties is None else list(duties)
+        self._bar: Any = None
+        self._reset_log()
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -127,7 +132,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = state["step"]
+        self.step = self.saved_step = state["step"]
         self.batches.restore(state["data"])
         self.models.load_state_dict(state["models"])
         for phase in self.phases:
@@ -136,7 +141,10 @@ class Trainer:
         checkpoint.set_rng_state(state["rng"])
 
     def save(self) -> Path:
-        checkpoint.save_atomic(self.state_dict(), self.checkpoint_path)
+        """Write the checkpoint of the step reached; a duty that objects (non-finite weights) keeps the old one."""
+        self._call("before_save")
+        checkpoint.save_kept(self.state_dict(), self.checkpoint_path, self.step, self.plan.settings.keep)
+        self.saved_step = self.step
         return self.checkpoint_path
 
     # -- loop -----------------------------------------------------------------------------
@@ -196,21 +204,41 @@ class Trainer:
             samples = generator(self.fixed_noise).float().cpu()
         generator.train(was_training)
         path = self.run_dir / "samples" / f"{tag}.png"
-        render.save(samples, path, self.plan.data.value_range)
+        try:
+            render.save(samples, path, self.plan.data.value_range)
+        except OSError as error:
+            raise WriteError(f"could not write samples {path}: {error.strerror or error}") from None
         return path
 
-    def _log(self, sums: dict[str, torch.Tensor], counts: Counter, used: int, seconds: float, bar: Any) -> None:
+    # -- logging: values accumulate on the device and are read once per log line ------------
+    def _reset_log(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: Counter = Counter()
+        self._used, self._started = 0, time.perf_counter()
+
+    def pending_values(self) -> dict[str, torch.Tensor]:
+        """Mean of each logged value since the last log line, still on the device."""
+        return {key: value / self._counts[key] for key, value in self._sums.items()}
+
+    def flush_log(self) -> None:
+        """Write one log line of what accumulated since the last (nothing if no step ran since)."""
+        if not self._counts:
+            return
+        seconds = time.perf_counter() - self._started
+        pending = self.pending_values()
+        means = dict(zip(pending, torch.stack(list(pending.values())).tolist()))  # one sync
+        self._call("on_log", means)
         record: dict[str, Any] = {"step": self.step, "epoch": self.batches.epoch}
-        means = torch.stack([value / counts[key] for key, value in sums.items()]).tolist()  # one sync
-        record.update((key, round(mean, 6)) for key, mean in zip(sums, means))
-        record["images_per_s"] = round(used / seconds, 1) if seconds > 0 else None
+        record.update((key, round(mean, 6)) for key, mean in means.items())
+        record["images_per_s"] = round(self._used / seconds, 1) if seconds > 0 else None
         if self.lr_multiplier is not None:
             record["lr_multiplier"] = float(f"{self.lr_multiplier:.6g}")
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        self._reset_log()
         shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")}
-        if bar is not None:
-            bar.set_postfix(epoch=record["epoch"], **shown, img_s=record["images_per_s"], refresh=False)
+        if self._bar is not None:
+            self._bar.set_postfix(epoch=record["epoch"], **shown, img_s=record["images_per_s"], refresh=False)
         else:
             parts = " ".join(f"{k}={v}" for k, v in shown.items())
             print(
@@ -219,33 +247,33 @@ class Trainer:
                 flush=True,
             )
 
+    def _call(self, hook: str, *args: Any) -> None:
+        for duty in self.duties:
+            method = getattr(duty, hook, None)
+            if method is not None:
+                method(self, *args)
+
     def train(self, max_steps: int | None = None, max_epochs: int | None = None) -> None:
         s = self.plan.settings
         self.models.train()
         total = self._estimate_total(max_steps, max_epochs)
-        bar = None
+        self._bar = None
         if self.progress and sys.stderr.isatty():
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
-        previous = signal.signal(signal.SIGINT, self._request_stop)
-        sums: dict[str, torch.Tensor] = {}
-        counts: Counter = Counter()
-        used, started = 0, time.perf_counter()
+            self._bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+        self._reset_log()
+        self._call("on_train_start")
         try:
             while not self._done(max_steps, max_epochs):
-                if self._stop_requested:
-                    raise Interrupted(self.step, self.save())
                 epoch_before = self.batches.epoch
                 self._set_learning_rates(total)
-                used += self._run_step(sums, counts)
+                self._used += self._run_step(self._sums, self._counts)
                 self.step += 1
-                if bar is not None:
-                    bar.update(1)
-                finished = self._done(max_steps, max_epochs)
-                if self.step % s.log_every == 0 or finished:
-                    self._log(sums, counts, used, time.perf_counter() - started, bar)
-                    sums, counts, used, started = {}, Counter(), 0, time.perf_counter()
+                if self._bar is not None:
+                    self._bar.update(1)
+                if self.step % s.log_every == 0 or self._done(max_steps, max_epochs):
+                    self.flush_log()
                 if s.sample_every is not None:
                     if self.step % s.sample_every == 0:
                         self.write_samples(f"step-{self.step:07d}")
@@ -253,17 +281,12 @@ class Trainer:
                 elif self.batches.epoch != epoch_before:
                     self.write_samples(f"epoch-{self.batches.epoch:04d}")
                     self.save()
+                self._call("on_step_end")
             self.write_samples(f"final-step-{self.step:07d}")
             self.save()
         finally:
             for parameter in self.models.parameters():
                 parameter.requires_grad_(True)
-            signal.signal(signal.SIGINT, previous)
-            if bar is not None:
-                bar.close()
-
-    def _request_stop(self, signum, frame) -> None:
-        if self._stop_requested:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self._stop_requested = True
-        print("\nstopping after this step; writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+            self._call("on_train_end")
+            if self._bar is not None:
+                self._bar.close()

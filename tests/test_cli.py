@@ -130,7 +130,7 @@ def test_dataset_suggestions_fill_only_what_the_user_left_unset(tmp_path):
     settings = json.loads((tmp_path / "mine" / "config.json").read_text())["settings"]
     assert (settings["latent_dim"], settings["batch_size"], settings["lr_scale"]) == (4, 32, 1)
     assert settings["steps"] is None and settings["epochs"] == 1
-    optimizers = torch.load(tmp_path / "mine" / "checkpoints" / "last.pt", weights_only=False)["optimizers"]
+    optimizers = torch.load(tmp_path / "mine" / "checkpoints" / "last.pt", weights_only=True)["optimizers"]
     assert optimizers["generator"]["param_groups"][0]["lr"] < 2e-4  # gan's own rate, decayed
 
     digits = run_gan("run", "--arch", "mlp", "--objective", "gan", "--steps", "1", "--image-size", "8",

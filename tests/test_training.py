@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gan_registry import checkpoint
-from gan_registry.errors import CheckpointError
+from gan_registry.errors import CheckpointError, WriteError
 from gan_registry.testing import run_gan
 
 TOY = ["--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p", "dataset.count=2048",
@@ -122,7 +122,7 @@ class _FailsHalfway:
 def test_interrupted_checkpoint_write_keeps_previous_file(tmp_path):
     path = tmp_path / "last.pt"
     checkpoint.save_atomic({"step": 1, "weights": torch.arange(10)}, path)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WriteError, match="disk full.*the previous checkpoint is kept"):
         checkpoint.save_atomic({"step": 2, "weights": torch.zeros(100_000), "tail": _FailsHalfway()}, path)
     assert checkpoint.load(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"], "no temporary file is left behind"

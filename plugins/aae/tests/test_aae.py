@@ -137,8 +137,8 @@ def test_resume_is_bit_identical(tmp_path):
                           ["run", *arch, "--steps", str(RESUME_STEPS), "--out", "split"], cwd=tmp_path)
     ok(straight), ok(first)
     ok(gan(["resume", "split", "--steps", str(2 * RESUME_STEPS), "--no-progress"], cwd=tmp_path)[0])
-    a = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=False)
-    b = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=False)
+    a = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
     assert a["step"] == b["step"] == 2 * RESUME_STEPS
     models_a, models_b = a["models"], b["models"]
     assert {k.split(".")[0] for k in models_a} == {"generator", "discriminator", "encoder"}

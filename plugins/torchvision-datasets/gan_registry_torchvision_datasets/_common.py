@@ -67,8 +67,9 @@ class _Layout:
         """Where torchvision downloads from, one URL per mirror."""
         raise NotImplementedError
 
-    def dataset_class(self, cls: Any, params: Params) -> Any:
-        return cls
+    def open(self, cls: Any, root: str, train: bool, params: Params) -> Any:
+        """The split from files already in place, as an object with torchvision's `.data`."""
+        return cls(root, train=train, download=False)
 
     def images(self, data: Any):
         """torchvision's `.data` as a uint8 tensor (N, C, H, W)."""
@@ -168,16 +169,21 @@ class _CifarLayout(_Layout):
     def urls(self, cls: Any) -> list[str]:
         return [cls.url]
 
-    def dataset_class(self, cls: Any, params: Params) -> Any:
+    def open(self, cls: Any, root: str, train: bool, params: Params) -> Any:
+        # Never torchvision's reader: it unpickles the batches, and a crafted one runs code.
+        from torchvision.datasets.utils import check_integrity
+
+        from ._cifar import read_split
+
+        folder = self.folder(cls, root)
+        listed = cls.train_list if train else cls.test_list
         if getattr(params, "verify", True):
-            return cls
-        # torchvision always checks MD5s; None in its own file lists means "only check the file exists"
-        # (the same class attributes CIFAR100 overrides).
-        return type(cls.__name__, (cls,), {
-            "train_list": [[name, None] for name, _md5 in cls.train_list],
-            "test_list": [[name, None] for name, _md5 in cls.test_list],
-            "meta": {**cls.meta, "md5": None},
-        })
+            for name, md5 in [*listed, (cls.meta["filename"], cls.meta["md5"])]:
+                if not check_integrity(os.path.join(folder, name), md5):
+                    raise UserError(f"{cls.__name__.lower()}: the files in {folder} do not match the MD5 checksums"
+                                    " of the official CIFAR-10 release; replace them, or pass -p dataset.verify=false"
+                                    " to load them as they are (read as plain arrays, never as code)")
+        return read_split(folder, [name for name, _md5 in listed], cls.meta["filename"])
 
     def images(self, data: Any):
         import torch
@@ -222,19 +228,15 @@ class TorchvisionImages:
     def read(self, params: Params, root: str, train: bool) -> Any:
         """torchvision's dataset for one split; a UserError when its files cannot be had."""
         base = self.torchvision_class()
-        cls = self.files.dataset_class(base, params)
         folder = self.files.folder(base, root)
         if not self.files.present(base, root):
             self.files.unpack(base, root)
         if self.files.present(base, root):
             try:
-                return cls(root, train=train, download=False)
+                return self.files.open(base, root, train, params)
+            except UserError:
+                raise
             except Exception as error:
-                if isinstance(error, RuntimeError) and getattr(params, "verify", False):
-                    # what CIFAR10 raises when a file does not match the release's MD5 checksum
-                    raise UserError(f"{self.name}: the files in {folder} do not match the MD5 checksums of the "
-                                    f"official {self.title} release; replace them, or pass -p dataset.verify=false "
-                                    "to load them as they are") from None
                 problem = " ".join(str(error).split()) or type(error).__name__
                 raise UserError(f"{self.name}: could not read the {self.title} files in {folder} "
                                 f"({type(error).__name__}: {problem}); replace them with the official ones") from None
@@ -245,7 +247,8 @@ class TorchvisionImages:
         if not params.download:
             raise UserError(f"{self.name}: {problem}; {hint}, or run with -p dataset.download=true and network access")
         try:
-            return self._download(cls, root, train)
+            self._download(base, root, train)  # torchvision checks the archive's MD5 before unpacking it
+            return self.files.open(base, root, train, params)
         except Exception as error:  # no network, a mirror down, a checksum mismatch
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             reason = lines[-1] if lines else type(error).__name__

@@ -1,0 +1,140 @@
+"""A trained generator as one shareable `.safetensors` file: weights plus what is needed to rebuild it.
+
+The file holds only tensors and a string-to-string metadata table (JSON values), so opening one
+runs no code. Rebuilding it needs the plugins that made it; a missing one is named with the
+distribution to install.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__, params as params_mod
+from ._components import NetworkSpec, Needs
+from ._registry import Registry
+from .errors import UnknownComponentError, UserError
+
+FORMAT = "gan-registry-generator/1"
+SUFFIX = ".safetensors"
+
+
+@dataclasses.dataclass
+class ExportedGenerator:
+    """A generator rebuilt from an exported file, with its latent prior and data description."""
+
+    generator: Any
+    prior: Callable[..., Any]
+    latent_dim: int
+    sample_shape: tuple[int, ...]
+    value_range: tuple[float, float] | None
+    metadata: dict[str, str]
+
+
+def is_export(path: Path) -> bool:
+    return Path(path).suffix == SUFFIX
+
+
+def export(registry: Registry, run_dir: Path, out: Path, *, force: bool = False) -> Path:
+    """Write the run's generator (weights of its last checkpoint) and its description to `out`."""
+    from safetensors.torch import save_file
+
+    from .runs import load_networks
+
+    out = Path(out)
+    if out.suffix != SUFFIX:
+        raise UserError(f"-o {out}: an export is a {SUFFIX} file")
+    if out.is_dir():
+        raise UserError(f"-o {out} is a folder; give a file name ending in {SUFFIX}")
+    if out.exists() and not force:
+        raise UserError(f"-o {out} exists; pass --force to overwrite it")
+    plan, networks = load_networks(registry, run_dir)
+    record = plan.component_record()
+    uses_objective_prior = getattr(plan.objective.factory(plan.params["objective"]), "sample_latent", None)
+    metadata = {
+        "format": FORMAT,
+        "gan_registry": __version__,
+        "generator": json.dumps(record["generator"]),
+        "objective": json.dumps(record["objective"]),
+        "dataset": json.dumps(record["dataset"]),
+        "prior": "objective" if uses_objective_prior else "standard-normal",
+        "latent_dim": str(plan.latent_dim),
+        "sample_shape": json.dumps(list(plan.spec.sample_shape)),
+        "value_range": json.dumps(list(plan.spec.value_range) if plan.spec.value_range else None),
+        "needs": json.dumps(dataclasses.asdict(plan.spec.needs)),
+    }
+    tensors = {key: value.detach().cpu().contiguous() for key, value in networks["generator"].state_dict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, out)
+    except OSError as error:
+        raise UserError(f"could not write {out}: {error.strerror or error}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _component(registry: Registry, kind: str, record: dict[str, Any], path: Path):
+    try:
+        return registry.get(kind, record["name"])
+    except UnknownComponentError:
+        dist = record.get("distribution")
+        install = f"; install {dist} (it was exported with {dist} {record.get('version')})" if dist else ""
+        raise UserError(f"{path} needs the {kind} '{record['name']}', which no installed plugin provides{install}") \
+            from None
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise UserError(f"no exported generator at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"{path} is not a readable safetensors file ({' '.join(str(error).split())})") from None
+    if metadata.get("format") != FORMAT:
+        raise UserError(f"{path} is not a generator exported by `gan export` (format {FORMAT})")
+    return tensors, metadata
+
+
+def load(registry: Registry, path: Path) -> ExportedGenerator:
+    """Rebuild the generator of an exported file, in eval mode, on the CPU."""
+    from .training import latent_sampler, standard_normal
+
+    path = Path(path)
+    tensors, metadata = _read(path)
+    try:
+        record = json.loads(metadata["generator"])
+        latent_dim = int(metadata["latent_dim"])
+        sample_shape = tuple(json.loads(metadata["sample_shape"]))
+        value_range = json.loads(metadata["value_range"])
+        known = {f.name for f in dataclasses.fields(Needs)}
+        needs = Needs(**{k: v for k, v in json.loads(metadata["needs"]).items() if k in known})
+        prior = standard_normal
+        if metadata["prior"] == "objective":
+            objective_record = json.loads(metadata["objective"])
+            objective = _component(registry, "objective", objective_record, path)
+            objective_params = params_mod.build(objective.params, objective_record["params"],
+                                                f"objective '{objective.name}'")
+            prior = latent_sampler(objective.factory(objective_params))
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{path}: its metadata is incomplete or damaged ({type(error).__name__}: {error})") from None
+    component = _component(registry, "generator", record, path)
+    params = params_mod.build(component.params, record["params"], f"generator '{component.name}'")
+    spec = NetworkSpec(sample_shape, latent_dim, tuple(value_range) if value_range else None, needs)
+    generator = component.factory(params, spec)
+    try:
+        generator.load_state_dict(tensors)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise UserError(f"{path}: its weights do not fit generator '{component.name}' as installed now ({first})") \
+            from None
+    generator.eval()
+    return ExportedGenerator(generator, prior, latent_dim, sample_shape, spec.value_range, metadata)
