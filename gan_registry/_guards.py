@@ -72,19 +72,19 @@ class NonFiniteGuard:
             " `gan resume` would replay the same steps")
 
     def on_log(self, trainer: Any, means: dict[str, float]) -> None:
-        bad = {key: value for key, value in means.items() if not math.isfinite(value)}
-        if bad:
-            self._stop(trainer, ", ".join(f"{key} is {value}" for key, value in bad.items()))
+        self._check_values(trainer, means)
         self._check_weights(trainer)
 
     def before_save(self, trainer: Any) -> None:
         pending = trainer.pending_values()
         if pending:
-            finite = torch.stack([torch.isfinite(v).all() for v in pending.values()]).tolist()
-            bad = [key for key, ok in zip(pending, finite) if not ok]
-            if bad:
-                self._stop(trainer, ", ".join(f"{key} is not finite" for key in bad))
+            self._check_values(trainer, dict(zip(pending, torch.stack(list(pending.values())).tolist())))
         self._check_weights(trainer)
+
+    def _check_values(self, trainer: Any, means: dict[str, float]) -> None:
+        bad = {key: value for key, value in means.items() if not math.isfinite(value)}
+        if bad:
+            self._stop(trainer, ", ".join(f"{key} is {value}" for key, value in bad.items()))
 
     def _check_weights(self, trainer: Any) -> None:
         named = [(f"{role}.{name}", t) for role, module in trainer.models.items()

@@ -10,6 +10,7 @@ from . import params as params_mod
 from ._components import NETWORK_ROLES, DataContext, DataSource, NetworkSpec
 from ._registry import Registry
 from .errors import IncompatibleError, ParameterError, UserError
+from .plugins import blame
 
 PARAM_SLOTS = ("arch", "generator", "discriminator", "encoder", "objective", "dataset")
 
@@ -102,7 +103,8 @@ class Plan:
         networks = {}
         for role, component in self.pieces.items():
             try:
-                module = component.factory(self.params[role], self.spec)
+                with blame(component, f"building the {role}"):
+                    module = component.factory(self.params[role], self.spec)
             except IncompatibleError as error:
                 raise IncompatibleError(
                     f"{role} '{component.name}' does not fit this run "
@@ -111,6 +113,16 @@ class Plan:
                 ) from None
             networks[role] = module.to(device)
         return networks
+
+    def build_objective(self) -> Any:
+        with blame(self.objective, "building the objective"):
+            return self.objective.factory(self.params["objective"])
+
+    def load_data(self, heldout: bool = False) -> Any:
+        """The dataset's samples (its held-out ones if asked and it has them)."""
+        load = self.data.load_heldout if heldout and self.data.load_heldout else self.data.load
+        with blame(self.dataset, "loading its data"):
+            return load()
 
 
 def _split_arch_params(values: dict[str, Any], pieces: dict[str, Any], arch_name: str) -> dict[str, dict]:
@@ -196,7 +208,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
         )
 
     context = DataContext(data_dir=settings.data_dir, image_size=settings.image_size)
-    data = dataset.factory(params["dataset"], context)
+    with blame(dataset, "describing its data"):
+        data = dataset.factory(params["dataset"], context)
     latent = settings.latent_dim or arch.latent_dim
     spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs)
     return Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .errors import Interrupted, PluginLoadError, RunStopped, UserError
+from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
 KIND_ALIASES = {
     "architecture": "architecture",
@@ -32,6 +32,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (UserError, PluginLoadError) as error:
             raise _fail(str(error)) from None
+        except click.UsageError as error:  # a bad flag or value: one line too, with where to look
+            where = error.ctx.command_path if error.ctx is not None else ctx.command_path
+            raise _fail(f"{error.format_message().rstrip('.')} (see `{where} --help`)") from None
+        except PluginFailure as error:
+            raise _fail(str(error), exit_code=1) from None
         except Interrupted as stop:
             click.echo(f"{stop}; continue with `gan resume {stop.path.parent.parent}`", err=True)
             ctx.exit(stop.exit_code)
@@ -40,9 +45,9 @@ class _Group(click.Group):
             ctx.exit(stop.exit_code)
 
 
-def _fail(message: str) -> click.ClickException:
+def _fail(message: str, exit_code: int = 2) -> click.ClickException:
     error = click.ClickException(message)
-    error.exit_code = 2
+    error.exit_code = exit_code
     return error
 
 

@@ -26,6 +26,10 @@ class PluginLoadError(Exception):
     """A plugin failed to load while GAN_REGISTRY_STRICT_PLUGINS is set."""
 
 
+class PluginFailure(Exception):
+    """A plugin's code raised where it should have built or computed something: its bug, not the user's."""
+
+
 class CheckpointError(UserError):
     pass
 

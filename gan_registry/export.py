@@ -16,6 +16,7 @@ from . import __version__, params as params_mod
 from ._components import NetworkSpec, Needs
 from ._registry import Registry
 from .errors import UnknownComponentError, UserError
+from .plugins import blame
 
 FORMAT = "gan-registry-generator/1"
 SUFFIX = ".safetensors"
@@ -52,7 +53,7 @@ def export(registry: Registry, run_dir: Path, out: Path, *, force: bool = False)
         raise UserError(f"-o {out} exists; pass --force to overwrite it")
     plan, networks = load_networks(registry, run_dir)
     record = plan.component_record()
-    uses_objective_prior = getattr(plan.objective.factory(plan.params["objective"]), "sample_latent", None)
+    uses_objective_prior = getattr(plan.build_objective(), "sample_latent", None)
     metadata = {
         "format": FORMAT,
         "gan_registry": __version__,
@@ -123,13 +124,15 @@ def load(registry: Registry, path: Path) -> ExportedGenerator:
             objective = _component(registry, "objective", objective_record, path)
             objective_params = params_mod.build(objective.params, objective_record["params"],
                                                 f"objective '{objective.name}'")
-            prior = latent_sampler(objective.factory(objective_params))
+            with blame(objective, "building the objective"):
+                prior = latent_sampler(objective.factory(objective_params))
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"{path}: its metadata is incomplete or damaged ({type(error).__name__}: {error})") from None
     component = _component(registry, "generator", record, path)
     params = params_mod.build(component.params, record["params"], f"generator '{component.name}'")
     spec = NetworkSpec(sample_shape, latent_dim, tuple(value_range) if value_range else None, needs)
-    generator = component.factory(params, spec)
+    with blame(component, "building the generator"):
+        generator = component.factory(params, spec)
     try:
         generator.load_state_dict(tensors)
     except RuntimeError as error:

@@ -10,6 +10,7 @@ import torch
 from . import render
 from ._registry import Registry
 from .errors import IncompatibleError, UserError
+from .plugins import blame
 from .runs import load_networks
 from .training import latent_sampler
 
@@ -28,7 +29,7 @@ def draw(generator, prior, latent_dim: int, n: int, seed: int) -> torch.Tensor:
 
 
 def _generate(plan, networks, n: int, seed: int) -> torch.Tensor:
-    prior = latent_sampler(plan.objective.factory(plan.params["objective"]))
+    prior = latent_sampler(plan.build_objective())
     return draw(networks["generator"], prior, plan.latent_dim, n, seed)
 
 
@@ -73,7 +74,7 @@ def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path)
         raise UserError(f"{run_dir} has no encoder (architecture '{plan.architecture.name}'); nothing to reconstruct")
     if len(plan.spec.sample_shape) != 3:
         raise UserError(f"gan reconstruct draws images; {run_dir} has samples of shape {plan.spec.sample_shape}")
-    data = plan.data.load_heldout() if plan.data.load_heldout else plan.data.load()
+    data = plan.load_data(heldout=True)
     if not isinstance(data, torch.Tensor):
         data = torch.stack([data[i] for i in range(min(len(data), n))])
     pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
@@ -95,7 +96,8 @@ def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int
     skipped: dict[str, str] = {}
     for metric in chosen:
         try:
-            results[metric.name] = metric.factory(metric.default_params())(samples, plan.data)
+            with blame(metric, "evaluating the samples"):
+                results[metric.name] = metric.factory(metric.default_params())(samples, plan.data)
         except IncompatibleError as error:
             if metrics:
                 raise UserError(f"metric '{metric.name}' does not apply to {run_dir}: {error}") from None

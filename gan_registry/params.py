@@ -67,11 +67,17 @@ def convert(value: Any, tp: Any) -> Any:
     if tp is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError("expected an integer")
-        return int(value) if not isinstance(value, str) else int(value, 0)
+        try:
+            return int(value) if not isinstance(value, str) else int(value, 0)
+        except ValueError:
+            raise ValueError("expected an integer") from None
     if tp is float:
         if isinstance(value, bool):
             raise ValueError("expected a number")
-        return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number") from None
     if tp is str:
         if not isinstance(value, str):
             raise ValueError("expected a string")

@@ -1,17 +1,18 @@
 """Finding plugins through entry points and asking them to register their components."""
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import warnings
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import pluggy
 
 from . import hookspecs
 from ._components import Component, Origin
 from ._registry import PluginInfo, Registry
-from .errors import PluginLoadError, PluginWarning
+from .errors import PluginFailure, PluginLoadError, PluginWarning, RunStopped, UserError
 
 ENTRY_POINT_GROUP = "gan_registry"
 BLOCK_ENV = "GAN_REGISTRY_BLOCK_PLUGINS"
@@ -65,6 +66,28 @@ def _collect(pm: pluggy.PluginManager, plugin, info: PluginInfo) -> list[Compone
             if impl.plugin is plugin:
                 impl.function(**{arg: register for arg in impl.argnames})
     return staged
+
+
+@contextlib.contextmanager
+def blame(component: Component, action: str, env=None) -> Iterator[None]:
+    """Charge an unexpected error inside a plugin's code to that plugin, in one line.
+
+    User errors (IncompatibleError and the like) pass through; with GAN_REGISTRY_STRICT_PLUGINS
+    the original exception and its traceback do too, for the plugin's author.
+    """
+    try:
+        yield
+    except (UserError, RunStopped, PluginFailure):
+        raise
+    except Exception as error:
+        if _strict(os.environ if env is None else env):
+            raise
+        detail = " ".join(str(error).split()) or "(no message)"
+        raise PluginFailure(
+            f"{component.kind} '{component.name}' from {component.origin or 'an unknown plugin'} failed while"
+            f" {action}: {type(error).__name__}: {detail}. This is a bug in that plugin: report it to its authors"
+            f" ({STRICT_ENV}=1 shows the traceback)"
+        ) from error
 
 
 def load_registry(

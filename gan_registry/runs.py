@@ -1,23 +1,40 @@
 """Run directories: starting, resuming and reading back a run."""
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import __version__, checkpoint
 from ._plan import Plan, Settings, make_plan
 from ._registry import Registry
-from .errors import UserError
+from .errors import CheckpointError, UserError
 
 CONFIG_NAME = "config.json"
 
 
 def default_run_dir(settings: Settings, root: Path = Path("runs")) -> Path:
+    """A new folder under `root`; runs started in the same second get -2, -3, ... appended."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return root / f"{stamp}-{settings.arch}-{settings.objective}-{settings.dataset}"
+    base = root / f"{stamp}-{settings.arch}-{settings.objective}-{settings.dataset}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """A run starts only in a new or empty folder: nothing of the user's is overwritten or mixed in."""
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        raise UserError(f"{run_dir} already holds a run; continue it with `gan resume {run_dir}` or pick another --out")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file; give a folder for the run")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise UserError(f"--out {run_dir} is not empty; give a new or empty folder for the run")
 
 
 def write_config(run_dir: Path, plan: Plan) -> None:
@@ -40,11 +57,14 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"no run directory at {run_dir}")
     path = run_dir / CONFIG_NAME
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_NAME})") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path} is not valid JSON: {error}") from None
+    if not (isinstance(config, dict) and isinstance(config.get("settings"), dict)):
+        raise UserError(f"{path} is not the config of a gan run (no 'settings' table); is {run_dir} a run directory?")
+    return config
 
 
 def plan_for_run(registry: Registry, run_dir: Path, **overrides: Any) -> tuple[Plan, dict[str, Any]]:
@@ -55,7 +75,10 @@ def plan_for_run(registry: Registry, run_dir: Path, **overrides: Any) -> tuple[P
     except TypeError as error:
         raise UserError(f"{run_dir}/{CONFIG_NAME} does not match this gan-registry version: {error}") from None
     plan = make_plan(registry, settings, take_suggestions=False)
-    for slot, was in config.get("components", {}).items():
+    recorded = config.get("components")
+    for slot, was in (recorded.items() if isinstance(recorded, dict) else ()):
+        if not isinstance(was, dict):
+            continue
         now = plan.component_record().get(slot, {})
         if was.get("version") != now.get("version"):
             import warnings
@@ -68,6 +91,18 @@ def plan_for_run(registry: Registry, run_dir: Path, **overrides: Any) -> tuple[P
     return plan, config
 
 
+@contextlib.contextmanager
+def _fitting(run_dir: Path) -> Iterator[None]:
+    """A checkpoint whose contents do not fit the run's networks (an edited config.json) is the user's to fix."""
+    try:
+        yield
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckpointError(
+            f"{run_dir}/checkpoints/last.pt does not fit the networks {CONFIG_NAME} describes ({first})"
+        ) from None
+
+
 def start(registry: Registry, settings: Settings, out: Path | None, progress: bool) -> Path:
     from .training import Trainer, resolve_device, seed_everything
 
@@ -75,8 +110,7 @@ def start(registry: Registry, settings: Settings, out: Path | None, progress: bo
     settings = plan.settings  # complete: the dataset's suggestions and the defaults filled in
     device = resolve_device(settings.device)
     run_dir = Path(out) if out else default_run_dir(settings)
-    if (run_dir / "checkpoints" / "last.pt").exists():
-        raise UserError(f"{run_dir} already holds a run; continue it with `gan resume {run_dir}` or pick another --out")
+    check_new_run_dir(run_dir)
     seed_everything(settings.seed)
     trainer = Trainer(plan, run_dir, device, progress=progress)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +144,8 @@ def resume(
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
     settings = plan.settings
     trainer = Trainer(plan, run_dir, resolve_device(settings.device), progress=progress)
-    trainer.load_state_dict(state)
+    with _fitting(run_dir):
+        trainer.load_state_dict(state)
     if settings.steps is not None and trainer.step >= settings.steps:
         raise UserError(f"{run_dir} is already at step {trainer.step}; ask for more with --steps N (a new total)")
     if settings.epochs is not None and trainer.batches.epoch >= settings.epochs:
@@ -130,6 +165,7 @@ def load_networks(registry: Registry, run_dir: Path, device: str = "cpu") -> tup
     plan, _ = plan_for_run(registry, run_dir)
     state = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")
     networks = torch.nn.ModuleDict(plan.build_networks(device))
-    networks.load_state_dict(state["models"])
+    with _fitting(run_dir):
+        networks.load_state_dict(state["models"])
     networks.eval()
     return plan, dict(networks.items())

@@ -19,6 +19,7 @@ from ._guards import default_duties
 from ._plan import Plan
 from .data import Batches
 from .errors import WriteError
+from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919
 
@@ -92,12 +93,13 @@ class Trainer:
         s = plan.settings
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
-        self.objective = plan.objective.factory(plan.params["objective"])
-        self.phases = self.objective.phases(self.models)
+        self.objective = plan.build_objective()
+        with blame(plan.objective, "making its training phases"):
+            self.phases = self.objective.phases(self.models)
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError(f"objective '{plan.objective.name}' has duplicate phase names: {names}")
-        self.batches = Batches(plan.data.load(), s.batch_size, s.seed, device)
+        self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device)
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._trained_by = [
             {id(t) for group in p.optimizer.param_groups for t in group["params"]} for p in self.phases

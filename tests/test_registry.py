@@ -111,6 +111,22 @@ def fake_distributions(tmp_path):
     for dist, module, source in [
         ("broken-plugin", "broken_plugin_mod", "import not_a_real_module_anywhere\n"),
         (
+            "exploding-plugin",
+            "exploding_plugin_mod",
+            textwrap.dedent(
+                """
+                from gan_registry import Dataset, hookimpl
+
+                def build(params, context):
+                    raise RuntimeError("the plugin's own bug")
+
+                @hookimpl
+                def register_datasets(register):
+                    register(Dataset(name="exploding", summary="raises when built", factory=build))
+                """
+            ),
+        ),
+        (
             "extra-plugin",
             "extra_plugin_mod",
             textwrap.dedent(
@@ -166,3 +182,45 @@ def test_dataset_suggestions_are_checked_at_registration():
     with pytest.raises(ValueError, match="cannot suggest 'objective.lr_generator'"):
         Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"objective.lr_generator": 1e-3})
     Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"batch_size": 8, "lr_scale": 2.0})
+
+
+def test_plugin_code_failing_at_run_time_is_one_line_naming_the_plugin(fake_distributions, tmp_path):
+    args = ["run", "--arch", "mlp", "--objective", "gan", "--dataset", "exploding", "--out", tmp_path / "run"]
+    result = run_gan(*args, env=fake_distributions)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: dataset 'exploding' from plugin 'exploding-plugin' (exploding-plugin 1.2.3) failed while describing"
+        " its data: RuntimeError: the plugin's own bug. This is a bug in that plugin: report it to its authors"
+        " (GAN_REGISTRY_STRICT_PLUGINS=1 shows the traceback)")
+    assert not (tmp_path / "run").exists()
+    listed = run_gan("plugins", env=fake_distributions)
+    assert "exploding-plugin  [exploding-plugin 1.2.3]  ok" in listed.stdout  # its hook itself is fine
+
+
+def test_plugin_failure_in_a_network_factory_and_strict_mode(monkeypatch):
+    from gan_registry._plan import Settings, make_plan
+    from gan_registry.errors import PluginFailure
+    from gan_registry.testing import toy_plugin
+
+    def bad_generator(register):
+        def factory(params, spec):
+            raise ZeroDivisionError("division by zero")
+
+        register(Generator(name="bad", summary="raises when built", factory=factory))
+
+    registry = isolated_registry(_plugin("badgen", bad_generator), toy_plugin)
+    plan = make_plan(registry, Settings(arch="toy", objective="toy", dataset="toy", generator="bad"))
+    with pytest.raises(PluginFailure, match=r"generator 'bad' from plugin 'badgen' failed while building the "
+                                            r"generator: ZeroDivisionError: division by zero"):
+        plan.build_networks()
+    monkeypatch.setenv("GAN_REGISTRY_STRICT_PLUGINS", "1")
+    with pytest.raises(ZeroDivisionError):
+        plan.build_networks()
+
+
+@pytest.mark.parametrize("registered", ["a string", None, 42])
+def test_registering_something_that_is_not_a_component_breaks_only_that_plugin(registered):
+    with pytest.warns(PluginWarning, match="register_architectures can register architecture"):
+        registry = isolated_registry(_plugin("wrong", lambda register: register(registered)),
+                                     _plugin("fine", _toy_arch))
+    assert {p.name: p.status for p in registry.plugins} == {"wrong": "broken", "fine": "ok"}

@@ -217,3 +217,38 @@ def test_gan_run_trains_on_tiny_mnist(gan_runs):
     returncode, stdout, stderr = done["tiny"]
     assert returncode == 0, stdout + stderr
     assert (root / "run" / "checkpoints" / "last.pt").is_file()
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_crafted_cifar_batches_never_run_code(tmp_path, offline, verify):
+    """CIFAR-10's batches are pickles: a crafted one is refused, unrun, whether or not checksums are checked."""
+    write_cifar(tmp_path)
+    marker = tmp_path / "PWNED"
+    folder = tmp_path / "cifar-10-batches-py"
+    (folder / "data_batch_3").write_bytes(pickle.dumps({"data": _Payload(marker), "labels": []}, protocol=2))
+    expected = (r"do not match the MD5 checksums" if verify
+                else r"refused .*data_batch_3: it is not a CIFAR-10 batch \(it names posix\.system.*nothing in it was run")
+    with pytest.raises(UserError, match=expected):
+        source("cifar10", tmp_path, verify=verify).load()
+    assert not marker.exists()
+
+
+def test_cifar_batches_of_the_wrong_shape_are_refused(tmp_path, offline):
+    write_cifar(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    entry = {"data": np.zeros((4, 100), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+    (folder / "data_batch_2").write_bytes(pickle.dumps(entry, protocol=2))
+    with pytest.raises(UserError, match=r"data_batch_2 is not a CIFAR-10 batch: its 'data' is not rows of 3072"):
+        source("cifar10", tmp_path, verify=False).load()
+    objects = {"data": np.array([object()] * 3072, dtype=object).reshape(1, 3072), "labels": [0]}
+    (folder / "data_batch_2").write_bytes(pickle.dumps(objects, protocol=2))
+    with pytest.raises(UserError, match=r"refused .*data_batch_2"):
+        source("cifar10", tmp_path, verify=False).load()

@@ -1,0 +1,193 @@
+"""What a user gets wrong is refused with exit 2 and one line, and nothing on disk changes; what is tolerated is
+tolerated. Both tables are the ones docs/troubleshooting.md shows (a test below keeps them in step)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gan_registry.cli import cli
+from gan_registry.testing import run_gan
+
+ROOT = Path(__file__).resolve().parents[1]
+MLP = ["--arch", "mlp", "--objective", "gan"]
+FAST = [*MLP, "--image-size", "8", "--batch-size", "32"]
+
+# (description shown in the docs, arguments with {placeholders}, a fragment of the one-line message)
+REFUSED = [
+    ("misspelled architecture", ["run", "--arch", "mpl", "--objective", "gan"],
+     "unknown architecture 'mpl'; did you mean 'mlp'?"),
+    ("misspelled objective", ["run", "--arch", "mlp", "--objective", "wgan-pg"], "did you mean 'wgan-gp'"),
+    ("misspelled dataset", ["run", *MLP, "--dataset", "digts"], "unknown dataset 'digts'; did you mean 'digits'?"),
+    ("misspelled generator override", ["run", *MLP, "--generator", "dcgn"], "unknown generator 'dcgn'"),
+    ("misspelled component in describe", ["describe", "gausians"], "did you mean gaussians"),
+    ("unknown kind in list", ["list", "archs"], "Invalid value for '[KIND]'"),
+    ("unknown flag", ["run", *MLP, "--step", "3"], "No such option '--step'"),
+    ("unknown parameter", ["run", *MLP, "-p", "arch.hiden=3"], "has no parameter 'hiden' (valid: depth, hidden, norm)"),
+    ("unknown parameter group", ["run", *MLP, "-p", "model.x=1"], "unknown parameter group 'model'"),
+    ("parameter without KIND.NAME=VALUE", ["run", *MLP, "-p", "hidden"], "expected KIND.PARAM=VALUE"),
+    ("parameter of the wrong type", ["run", *MLP, "-p", "objective.label_smoothing=lots"], "'lots': expected a number"),
+    ("parameter out of range", ["run", *MLP, "-p", "objective.label_smoothing=1.5"], "must be in [0, 1)"),
+    ("parameter not among its choices", ["run", *MLP, "-p", "arch.norm=group"], "expected one of"),
+    ("flag value of the wrong type", ["run", *MLP, "--steps", "many"], "'many' is not a valid integer"),
+    ("zero epochs", ["run", *MLP, "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("negative steps", ["run", *MLP, "--steps", "-5"], "--steps must be at least 1, got -5"),
+    ("zero batch size", ["run", *MLP, "--batch-size", "0"], "--batch-size must be at least 1"),
+    ("zero checkpoints kept", ["run", *MLP, "--keep", "0"], "--keep must be at least 1"),
+    ("negative learning-rate scale", ["run", *MLP, "--lr-scale", "-1"], "--lr-scale must be positive"),
+    ("decay start outside 0..1", ["run", *MLP, "--lr-decay-start", "2"], "a fraction of the run, from 0 to 1"),
+    ("both --epochs and --steps", ["run", *MLP, "--epochs", "1", "--steps", "5"], "not both"),
+    ("batch larger than the dataset", ["run", *MLP, "--batch-size", "5000", "--steps", "1"],
+     "fewer than one batch of 5000"),
+    ("missing --arch", ["run", "--objective", "gan"], "--arch is required"),
+    ("config file that does not exist", ["run", *MLP, "--config", "{tmp}/none.toml"], "no such file"),
+    ("config file with an unknown key", ["run", "--config", "{tmp}/typo.toml"], "unknown key 'epoch'"),
+    ("an existing file as --out", ["run", *FAST, "--steps", "1", "--out", "{tmp}/notes.txt"], "is a file"),
+    ("a folder with other files as --out", ["run", *FAST, "--steps", "1", "--out", "{tmp}/stuff"], "is not empty"),
+    ("a finished run as --out", ["run", *FAST, "--steps", "1", "--out", "{run}"], "already holds a run"),
+    ("encoder architecture with a plain objective", ["run", "--arch", "aae", "--objective", "gan"],
+     "does not train an encoder; use --objective aae"),
+    ("objective that needs an encoder", ["run", "--arch", "mlp", "--objective", "aae"],
+     "architecture 'mlp' has none (architectures with an encoder: aae)"),
+    ("image network on 2D points", ["run", "--arch", "dcgan", "--objective", "gan", "--dataset", "gaussians"],
+     "sample shape (2,)"),
+    ("BatchNorm critic with a gradient penalty", ["run", "--arch", "dcgan", "--objective", "wgan-gp",
+                                                  "-p", "discriminator.norm=batch"], "use a per-sample norm"),
+    ("image folder that does not exist", ["run", *FAST, "--dataset", "folder", "--data-dir", "{tmp}/nowhere"],
+     "does not exist"),
+    ("empty image folder", ["run", *FAST, "--dataset", "folder", "--data-dir", "{tmp}/no-images"], "no images in"),
+    ("image folder with no readable image", ["run", *FAST, "--dataset", "folder", "--data-dir", "{tmp}/broken-images"],
+     "no readable images in"),
+    ("resume of a missing folder", ["resume", "{tmp}/nowhere"], "no run directory at"),
+    ("resume of an empty folder", ["resume", "{tmp}/empty"], "is not a run directory (no config.json)"),
+    ("resume of a foreign folder", ["resume", "{tmp}/foreign"], "is not the config of a gan run"),
+    ("resume of a finished run without a new total", ["resume", "{run}"], "already at step 3"),
+    ("truncated checkpoint", ["resume", "{truncated}", "--steps", "9"], "is corrupt or truncated"),
+    ("random-byte checkpoint", ["sample", "{random}", "-o", "{tmp}/x.png"], "is corrupt or truncated"),
+    ("crafted (pickled code) checkpoint", ["eval", "{crafted}"], "loading it could run code; nothing in it was run"),
+    ("sample to an unknown file type", ["sample", "{run}", "-o", "{tmp}/x.gif"], "use a .png, .pt or .npy file name"),
+    ("zero samples", ["sample", "{run}", "-n", "0", "-o", "{tmp}/x.png"], "-n must be at least 1"),
+    ("export over an existing file", ["export", "{run}", "-o", "{tmp}/model.safetensors"], "pass --force"),
+    ("export to another format", ["export", "{run}", "-o", "{tmp}/model.pt"], "an export is a .safetensors file"),
+    ("sample from a damaged export", ["sample", "{tmp}/garbage.safetensors", "-o", "{tmp}/x.png"],
+     "is not a readable safetensors file"),
+    ("evaluation with zero samples", ["eval", "{run}", "--samples", "0"], "--samples must be at least 1"),
+    ("reconstruct a run without an encoder", ["reconstruct", "{run}", "-o", "{tmp}/r.png"], "has no encoder"),
+]
+
+# (description shown in the docs, what is in the image folder) -> the run trains and warns once
+TOLERATED = [
+    ("a truncated PNG among good images", {"bad.png": "truncated"}),
+    ("a text file named .png", {"notes.png": "text"}),
+    ("an empty .jpg", {"empty.jpg": "empty"}),
+    ("files that are not images (.txt, .csv) and hidden files", {"README.txt": "text", ".DS_Store": "text"}),
+]
+
+
+def _png(path: Path, shade: int) -> None:
+    Image.new("RGB", (12, 10), (shade, 255 - shade, 90)).save(path)
+
+
+def _images(folder: Path, n: int = 40) -> None:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        _png(folder / f"{i:03d}.png", i * 6)
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "truncated":
+        _png(path, 7)
+        path.write_bytes(path.read_bytes()[:30])
+    elif how == "text":
+        path.write_text("not an image\n")
+    else:
+        path.write_bytes(b"")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, str]:
+    """A finished run, damaged copies of it, and the files and folders the table refers to."""
+    tmp = tmp_path_factory.mktemp("world")
+    run = tmp / "run"
+    result = CliRunner().invoke(cli, ["run", *FAST, "--steps", "3", "--out", str(run), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    places = {"tmp": tmp, "run": run}
+    for name in ("truncated", "random", "crafted"):
+        shutil.copytree(run, tmp / name)
+        places[name] = tmp / name
+    last = "checkpoints/last.pt"
+    (tmp / "truncated" / last).write_bytes((run / last).read_bytes()[:5000])
+    (tmp / "random" / last).write_bytes(bytes(range(256)) * 40)
+    (tmp / "crafted" / last).write_bytes(b"\x80\x02cposix\nsystem\nq\x00X\x05\x00\x00\x00touchq\x01\x85q\x02Rq\x03.")
+    (tmp / "notes.txt").write_text("my notes\n")
+    (tmp / "stuff").mkdir()
+    (tmp / "stuff" / "config.json").write_text("{}\n")
+    (tmp / "empty").mkdir()
+    (tmp / "foreign").mkdir()
+    (tmp / "foreign" / "config.json").write_text(json.dumps({"name": "another tool's config"}))
+    (tmp / "no-images").mkdir()
+    (tmp / "no-images" / "list.txt").write_text("nothing\n")
+    (tmp / "broken-images").mkdir()
+    for name in ("a.png", "b.jpg"):
+        _damage(tmp / "broken-images" / name, "text")
+    (tmp / "typo.toml").write_text('arch = "mlp"\nobjective = "gan"\nepoch = 3\n')
+    (tmp / "model.safetensors").write_bytes(b"precious")
+    (tmp / "garbage.safetensors").write_bytes(struct.pack("<Q", 10**12) + b"{}")
+    return {key: str(value) for key, value in places.items()}
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_the_table_has_enough_cases():
+    assert len(REFUSED) >= 25 and len({d for d, _, _ in REFUSED}) == len(REFUSED)
+
+
+@pytest.mark.parametrize("description, args, fragment", REFUSED, ids=[d for d, _, _ in REFUSED])
+def test_refused_with_exit_2_one_line_and_nothing_changed(world, monkeypatch, description, args, fragment):
+    monkeypatch.chdir(world["tmp"])  # a default run folder would appear there, and fail the check below
+    before = _tree(Path(world["tmp"]))
+    result = CliRunner().invoke(cli, [a.format(**world) for a in args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.strip().count("\n") == 0, result.output
+    assert fragment in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert _tree(Path(world["tmp"])) == before, "a refused command changed files"
+
+
+def test_a_refusal_in_a_real_subprocess_is_one_line_without_traceback(world):
+    result = run_gan("resume", world["truncated"], "--steps", "9")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("description, damaged", TOLERATED, ids=[d for d, _ in TOLERATED])
+def test_tolerated_image_folder_trains_and_warns_once(tmp_path, description, damaged):
+    folder = tmp_path / "images"
+    _images(folder)
+    for name, how in damaged.items():
+        _damage(folder / name, how)
+    result = CliRunner().invoke(cli, ["run", *FAST, "--dataset", "folder", "--data-dir", str(folder), "--steps", "1",
+                                      "--out", str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    unreadable = [name for name in damaged if name.endswith((".png", ".jpg"))]
+    if unreadable:
+        assert len(warnings) == 1 and f"skipped {len(unreadable)} unreadable image file" in warnings[0], warnings
+        assert all(name in warnings[0] for name in unreadable)
+    else:
+        assert warnings == []
+
+
+def test_docs_troubleshooting_shows_both_tables():
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    for description, *_ in [*REFUSED, *TOLERATED]:
+        assert f"| {description} |" in page, f"docs/troubleshooting.md lacks the row '{description}'"
