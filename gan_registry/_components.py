@@ -256,7 +256,67 @@ class Metric(Component):
     factory: Callable[[Any], Any]
 
 
-NETWORK_ROLES = ("generator", "discriminator", "encoder")
-COMPONENT_TYPES: dict[str, type[Component]] = {
-    cls.kind: cls for cls in (Architecture, Generator, Discriminator, Encoder, Objective, Dataset, Metric)
-}
+@dataclass(frozen=True, kw_only=True)
+class Callback(Component):
+    """Something the trainer calls at its events (run start, step end, epoch end, log, save, run end).
+
+    factory(params) -> an object with any of the methods of `gan_registry.CallbackProtocol`. An
+    `always` callback is part of every run (sample grids, checkpoints, the log); others are added
+    with `gan run --callback NAME`.
+    """
+
+    kind: ClassVar[str] = "callback"
+    factory: Callable[[Any], Any]
+    always: bool = False
+    order: int = 100
+    """Callbacks run in ascending order at each event (ties by name)."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of component: the single place that names its class, hook, flag and docs text."""
+
+    name: str
+    plural: str
+    component: type
+    hook: str
+    """The hook that registers it; several kinds may share one."""
+    flag: str
+    """`--FLAG NAME` picks one for a run and `-p FLAG.PARAM=VALUE` sets its parameters."""
+    summary: str
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("architecture", "architectures", Architecture, "register_architectures", "arch",
+         "presets naming the generator, discriminator (and encoder) used together"),
+    Kind("generator", "generators", Generator, "register_architectures", "generator",
+         "networks mapping a noise batch (N, latent_dim) to samples (N, *sample_shape)"),
+    Kind("discriminator", "discriminators", Discriminator, "register_architectures", "discriminator",
+         "networks mapping a batch of samples (or codes) to one raw score per sample"),
+    Kind("encoder", "encoders", Encoder, "register_architectures", "encoder",
+         "networks mapping samples to latent codes (adversarial autoencoders)"),
+    Kind("objective", "objectives", Objective, "register_objectives", "objective",
+         "losses, optimisers and their schedule, as a list of training phases"),
+    Kind("dataset", "datasets", Dataset, "register_datasets", "dataset",
+         "data: sample shape, value range and a loader"),
+    Kind("metric", "metrics", Metric, "register_metrics", "metric",
+         "evaluations of generated samples (`gan eval`)"),
+    Kind("callback", "callbacks", Callback, "register_callbacks", "callback",
+         "what the trainer does besides training: sample grids, checkpoints, logs, stopping"),
+)
+KIND_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
+NETWORK_ROLES = tuple(k.name for k in KINDS if issubclass(k.component, _Network))
+HOOKS: dict[str, tuple[str, ...]] = {}
+"""hook name -> the kinds it registers, in table order."""
+for _kind in KINDS:
+    HOOKS.setdefault(_kind.hook, ())
+    HOOKS[_kind.hook] += (_kind.name,)
+del _kind
+
+
+def kind_named(word: str) -> Kind | None:
+    """The kind a user means by its name, plural or flag (`arch`, `architectures`, ...)."""
+    for k in KINDS:
+        if word in (k.name, k.plural, k.flag):
+            return k
+    return None

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import params as params_mod
-from ._components import NETWORK_ROLES, DataContext, DataSource, NetworkSpec
-from ._registry import Registry
+from ._components import KINDS, NETWORK_ROLES, DataContext, DataSource, NetworkSpec
+from ._registry import AmbiguousComponentError, Registry
 from .errors import IncompatibleError, ParameterError, UserError
 from .plugins import blame
 
-PARAM_SLOTS = ("arch", "generator", "discriminator", "encoder", "objective", "dataset")
+PARAM_SLOTS = tuple(k.flag for k in KINDS)
+"""The `-p SLOT.PARAM=VALUE` groups: one per kind (`arch` spreads over the architecture's pieces)."""
 
 
 @dataclass
@@ -86,12 +87,13 @@ class Plan:
     def component_record(self) -> dict[str, Any]:
         """Names, parameters and plugin versions of every component, for the run directory."""
         record = {}
-        slots = {**self.pieces, "objective": self.objective, "dataset": self.dataset}
+        slots = {"architecture": self.architecture, **self.pieces, "objective": self.objective,
+                 "dataset": self.dataset}
         for slot, component in slots.items():
             origin = component.origin
             record[slot] = {
                 "name": component.name,
-                "params": params_mod.as_dict(self.params[slot]),
+                "params": params_mod.as_dict(self.params.get(slot)),
                 "plugin": origin.plugin if origin else None,
                 "distribution": origin.distribution if origin else None,
                 "version": origin.version if origin else None,
@@ -140,6 +142,17 @@ def _split_arch_params(values: dict[str, Any], pieces: dict[str, Any], arch_name
     return spread
 
 
+def _piece(registry: Registry, arch: Any, role: str, name: str) -> Any:
+    """The piece an architecture names; where that name clashes, the one from the architecture's own plugin."""
+    try:
+        return registry.get(role, name)
+    except AmbiguousComponentError:
+        sibling = [c for c in registry.components(role) if c.name == name and c.origin == arch.origin]
+        if sibling:
+            return sibling[0]
+        raise
+
+
 def _take_suggestions(settings: Settings, dataset: Any) -> tuple[Settings, dict[str, Any]]:
     """Settings with the dataset's suggestions filled in where the user set nothing, and those taken."""
     given_length = settings.steps is not None or settings.epochs is not None
@@ -169,12 +182,11 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     A run's settings are fixed when it starts: rebuilding it (resume, sample, eval) takes no suggestions.
     """
     arch = registry.get("architecture", settings.arch)
-    names = arch.pieces()
+    pieces = {role: _piece(registry, arch, role, name) for role, name in arch.pieces().items()}
     for role in NETWORK_ROLES:
         override = getattr(settings, role)
         if override:
-            names[role] = override
-    pieces = {role: registry.get(role, name) for role, name in names.items()}
+            pieces[role] = registry.get(role, override)
     objective = registry.get("objective", settings.objective)
     dataset = registry.get("dataset", settings.dataset)
     settings, suggested = _take_suggestions(settings, dataset) if take_suggestions else (settings, {})

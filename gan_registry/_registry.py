@@ -1,11 +1,16 @@
-"""The registry of components, filled by plugins."""
+"""The registry of components, filled by plugins.
+
+Two plugins may register the same kind and name: both stay registered, the bare name is then refused
+with both named, and each is reachable as `NAME@DISTRIBUTION` (or `NAME@PLUGIN` for in-process plugins).
+Load order never decides which one a run gets.
+"""
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
 
-from ._components import COMPONENT_TYPES, Component
-from .errors import DuplicateComponentError, UnknownComponentError
+from ._components import KINDS, Component
+from .errors import DuplicateComponentError, UnknownComponentError, UserError
 
 
 @dataclass
@@ -15,8 +20,10 @@ class PluginInfo:
     name: str
     distribution: str | None = None
     version: str | None = None
-    status: str = "ok"  # ok | broken | blocked
+    status: str = "ok"  # ok | empty | broken | blocked
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    """Problems that do not stop the plugin from loading: a hook-like function without @hookimpl, a clash."""
     components: list[Component] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -29,35 +36,59 @@ class PluginInfo:
             "version": self.version,
             "status": self.status,
             "error": self.error,
+            "notes": list(self.notes),
             "registers": registered,
         }
 
 
+def qualified_name(component: Component) -> str:
+    """`name@distribution` (or `name@plugin`): the name that stays unambiguous when another plugin clashes."""
+    origin = component.origin
+    where = (origin.distribution or origin.plugin) if origin else None
+    return f"{component.name}@{where}" if where else component.name
+
+
+class AmbiguousComponentError(UserError):
+    pass
+
+
 class Registry:
     def __init__(self) -> None:
-        self._by_kind: dict[str, dict[str, Component]] = {kind: {} for kind in COMPONENT_TYPES}
+        self._by_kind: dict[str, dict[str, list[Component]]] = {k.name: {} for k in KINDS}
         self.plugins: list[PluginInfo] = []
 
     def add_all(self, components: list[Component]) -> None:
-        """Add a plugin's components together: all of them, or none if one clashes."""
-        seen: dict[tuple[str, str], Component] = {}
+        """Add one plugin's components; a name it registers twice for one kind is its own mistake."""
+        seen: set[tuple[str, str]] = set()
         for c in components:
-            key = (c.kind, c.name)
-            existing = self._by_kind[c.kind].get(c.name) or seen.get(key)
-            if existing is not None:
-                raise DuplicateComponentError(
-                    f"{c.kind} '{c.name}' from {c.origin} is already registered by {existing.origin}"
-                )
-            seen[key] = c
+            if (c.kind, c.name) in seen:
+                raise DuplicateComponentError(f"{c.kind} '{c.name}' is registered twice by {c.origin}")
+            seen.add((c.kind, c.name))
         for c in components:
-            self._by_kind[c.kind][c.name] = c
+            self._by_kind[c.kind].setdefault(c.name, []).append(c)
 
     def get(self, kind: str, name: str) -> Component:
-        found = self._by_kind[kind].get(name)
-        if found is not None:
-            return found
+        """The component of `kind` called `name` (or `name@distribution`)."""
+        base, at, where = name.partition("@")
+        found = self._by_kind[kind].get(base, [])
+        if at:
+            chosen = [c for c in found if c.origin and where in (c.origin.distribution, c.origin.plugin)]
+            if chosen:
+                return chosen[0]
+            if found:
+                raise UnknownComponentError(
+                    f"no {kind} '{base}' from '{where}' (it is registered as {', '.join(map(qualified_name, found))})"
+                )
+        elif len(found) == 1:
+            return found[0]
+        elif len(found) > 1:
+            raise AmbiguousComponentError(
+                f"{kind} '{base}' is registered by {len(found)} plugins: "
+                f"{', '.join(str(c.origin) for c in found)}; choose one with "
+                f"{' or '.join(qualified_name(c) for c in found)}"
+            )
         known = sorted(self._by_kind[kind])
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(base, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         available = f" (available: {', '.join(known)})" if known else " (none installed)"
         raise UnknownComponentError(f"unknown {kind} '{name}'{hint}{available}")
@@ -66,9 +97,19 @@ class Registry:
         return sorted(self._by_kind[kind])
 
     def components(self, kind: str | None = None) -> list[Component]:
+        """Every registered component (each of a clashing pair too), by kind in table order, then name."""
         kinds = [kind] if kind else list(self._by_kind)
-        return [self._by_kind[k][n] for k in kinds for n in sorted(self._by_kind[k])]
+        return [c for k in kinds for n in sorted(self._by_kind[k]) for c in self._by_kind[k][n]]
+
+    def clashes(self) -> list[list[Component]]:
+        """The groups of components of one kind and name registered by more than one plugin."""
+        return [group for by_name in self._by_kind.values() for group in by_name.values() if len(group) > 1]
+
+    def is_clashing(self, component: Component) -> bool:
+        return len(self._by_kind[component.kind].get(component.name, [])) > 1
 
     def find(self, name: str) -> list[Component]:
-        """Every component of any kind with this name."""
-        return [by_name[name] for by_name in self._by_kind.values() if name in by_name]
+        """Every component of any kind with this name (or `name@distribution`)."""
+        base, at, where = name.partition("@")
+        return [c for by_name in self._by_kind.values() for c in by_name.get(base, [])
+                if not at or (c.origin and where in (c.origin.distribution, c.origin.plugin))]

@@ -11,17 +11,10 @@ import click
 
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
-KIND_ALIASES = {
-    "architecture": "architecture",
-    "generator": "generator",
-    "discriminator": "discriminator",
-    "encoder": "encoder",
-    "objective": "objective",
-    "dataset": "dataset",
-    "metric": "metric",
-}
-KIND_ALIASES.update({k + "s": v for k, v in list(KIND_ALIASES.items())})
-KIND_ALIASES["arch"] = "architecture"
+def _kind_words() -> list[str]:
+    from ._components import KINDS
+
+    return sorted({word for k in KINDS for word in (k.name, k.plural, k.flag)})
 
 
 class _Group(click.Group):
@@ -86,6 +79,8 @@ def plugins_command(as_json: bool) -> None:
             click.echo(f"    {kind}: {', '.join(names)}")
         if row["error"]:
             click.echo(f"    error: {row['error']}")
+        for note in row["notes"]:
+            click.echo(f"    note: {note}")
 
 
 def _component_row(c) -> dict[str, Any]:
@@ -112,12 +107,15 @@ def _component_row(c) -> dict[str, Any]:
 
 
 @cli.command("list")
-@click.argument("kind", required=False, type=click.Choice(sorted(KIND_ALIASES)), metavar="[KIND]")
+@click.argument("kind", required=False, type=click.Choice(_kind_words()), metavar="[KIND]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_command(kind: str | None, as_json: bool) -> None:
     """Registered components, optionally of one KIND (architectures, objectives, datasets, ...)."""
+    from ._components import kind_named
+    from ._registry import qualified_name
+
     registry = _registry()
-    components = registry.components(KIND_ALIASES[kind] if kind else None)
+    components = registry.components(kind_named(kind).name if kind else None)
     if as_json:
         click.echo(json.dumps([_component_row(c) for c in components], indent=2, default=str))
         return
@@ -126,17 +124,22 @@ def list_command(kind: str | None, as_json: bool) -> None:
         if c.kind != current:
             current = c.kind
             click.echo(f"{c.kind}s:")
-        click.echo(f"  {c.name:<20} {c.summary}")
+        if registry.is_clashing(c):  # the bare name is refused: show the one that works
+            click.echo(f"  {qualified_name(c):<20} {c.summary} (name clash: use the full name)")
+        else:
+            click.echo(f"  {c.name:<20} {c.summary}")
 
 
 @cli.command("describe")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(sorted(set(KIND_ALIASES.values()))), help="When NAME is taken by several kinds.")
+@click.option("--kind", type=click.Choice(_kind_words()), help="When NAME is taken by several kinds.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def describe_command(name: str, kind: str | None, as_json: bool) -> None:
     """Summary, parameters (type, default, help), needs and providing plugin of NAME."""
+    from ._components import kind_named
+
     registry = _registry()
-    found = [registry.get(kind, name)] if kind else registry.find(name)
+    found = [registry.get(kind_named(kind).name, name)] if kind else registry.find(name)
     if not found:
         import difflib
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import __version__, checkpoint
+from ._components import KIND_BY_NAME
 from ._plan import Plan, Settings, make_plan
 from ._registry import Registry
 from .errors import CheckpointError, UserError
@@ -67,11 +68,31 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
+SETTING_OF_SLOT = {"architecture": "arch"}
+"""config.json's component slots that a setting of another name chooses."""
+
+
+def _recorded_names(registry: Registry, config: dict[str, Any]) -> dict[str, str]:
+    """`name@distribution` for each recorded component whose bare name now clashes.
+
+    A package installed after the run started that registers the same name then changes nothing.
+    """
+    names = {}
+    recorded = config.get("components")
+    for slot, was in (recorded.items() if isinstance(recorded, dict) else ()):
+        if not (isinstance(was, dict) and was.get("name") and (was.get("distribution") or was.get("plugin"))):
+            continue
+        kind = slot if slot in KIND_BY_NAME else None
+        if kind and len([c for c in registry.components(kind) if c.name == was["name"]]) > 1:
+            names[SETTING_OF_SLOT.get(slot, slot)] = f"{was['name']}@{was.get('distribution') or was['plugin']}"
+    return names
+
+
 def plan_for_run(registry: Registry, run_dir: Path, **overrides: Any) -> tuple[Plan, dict[str, Any]]:
     """Rebuild the plan a run was made with, checking its components are still installed."""
     config = read_config(run_dir)
     try:
-        settings = Settings(**{**config["settings"], **overrides})
+        settings = Settings(**{**config["settings"], **_recorded_names(registry, config), **overrides})
     except TypeError as error:
         raise UserError(f"{run_dir}/{CONFIG_NAME} does not match this gan-registry version: {error}") from None
     plan = make_plan(registry, settings, take_suggestions=False)

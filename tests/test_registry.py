@@ -45,15 +45,67 @@ def test_installed_entry_point_plugins_are_found_with_versions():
     assert {"digits", "gaussians"} <= set(registry.names("dataset"))
 
 
-def test_duplicate_name_names_both_plugins_and_keeps_first():
+def test_a_clash_keeps_both_refuses_the_bare_name_and_answers_the_qualified_one():
+    """Load order never decides: whichever plugin loads first, the bare name is refused naming both."""
+    from gan_registry._registry import AmbiguousComponentError
+
+    for order in (("first", "second"), ("second", "first")):
+        registry = isolated_registry(*(_plugin(name, _toy_arch) for name in order))
+        assert [p.status for p in registry.plugins] == ["ok", "ok"]
+        with pytest.raises(AmbiguousComponentError, match=r"generator 'toy' is registered by 2 plugins: plugin "
+                                                          r"'\w+', plugin '\w+'; choose one with toy@\w+ or toy@\w+"):
+            registry.get("generator", "toy")
+        assert registry.get("generator", "toy@second").origin.plugin == "second"
+        assert registry.get("generator", "toy@first").origin.plugin == "first"
+        notes = {p.name: p.notes for p in registry.plugins}
+        assert any("also registered by plugin 'second'" in n for n in notes["first"])
+    with pytest.raises(UnknownComponentError, match="no generator 'toy' from 'third'"):
+        registry.get("generator", "toy@third")
+
+
+def test_a_plugin_registering_one_name_twice_is_broken():
+    def twice(register):
+        _toy_arch(register)
+        register(Generator(name="toy", summary="again", factory=lambda p, s: None))
+
+    with pytest.warns(PluginWarning, match="generator 'toy' is registered twice by plugin 'twice'"):
+        registry = isolated_registry(_plugin("twice", twice))
+    assert registry.plugins[0].status == "broken" and registry.components() == []
+
+
+def test_misspelled_or_unmarked_hooks_are_reported():
+    typo = types.ModuleType("typo")
+    typo.register_dataset = hookimpl(lambda register: None)
+    unmarked = types.ModuleType("unmarked")
+    unmarked.register_objectives = lambda register: None
+    unmarked.register_objectives.__module__ = "unmarked"
     with pytest.warns(PluginWarning) as caught:
-        registry = isolated_registry(_plugin("first", _toy_arch), _plugin("second", _toy_arch))
-    message = str(caught[0].message)
-    assert "plugin 'second'" in message and "plugin 'first'" in message and "'toy'" in message
-    assert registry.get("generator", "toy").origin.plugin == "first"
-    assert [p.status for p in registry.plugins] == ["ok", "broken"]
-    # the clashing plugin's components are not half-registered
-    assert registry.plugins[1].components == []
+        registry = isolated_registry(typo, unmarked)
+    status = {p.name: p for p in registry.plugins}
+    assert status["typo"].status == "broken"
+    assert "'register_dataset' is not a gan-registry hook; did you mean register_datasets?" in status["typo"].error
+    assert status["unmarked"].status == "empty"
+    assert "register_objectives() is not marked @hookimpl, so it is never called" in status["unmarked"].notes[0]
+    assert len(caught) == 2
+    with pytest.raises(PluginLoadError, match="not marked @hookimpl"):
+        load_registry([("unmarked", unmarked)], entry_points=False, env={"GAN_REGISTRY_STRICT_PLUGINS": "1"})
+
+
+def test_hooks_receive_only_the_arguments_they_declare():
+    seen = []
+    module = types.ModuleType("noargs")
+    module.register_datasets = hookimpl(lambda: seen.append("called without arguments"))
+    registry = isolated_registry(module)
+    assert seen == ["called without arguments"] and registry.plugins[0].status == "empty"
+
+
+def test_installed_plugin_passed_again_is_loaded_once():
+    import gan_registry_mlp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        registry = isolated_registry(gan_registry_mlp, entry_points=True)
+    assert registry.get("architecture", "mlp").origin.distribution == "gan-registry-mlp"
 
 
 def test_plugin_raising_in_its_hook_is_broken_others_work():
