@@ -128,6 +128,40 @@ class Phase:
     after_step: Callable[[Any], None] | None = None
 
 
+def standard_normal(n: int, latent_dim: int, device: Any, generator: Any = None) -> Any:
+    """The default latent prior: N(0, I) noise of shape (n, latent_dim)."""
+    import torch
+
+    return torch.randn(n, latent_dim, device=device, generator=generator)
+
+
+def latent_sampler(objective: Any) -> Callable[..., Any]:
+    """The objective's prior (its `sample_latent`) if it has one, else the standard normal."""
+    return getattr(objective, "sample_latent", None) or standard_normal
+
+
+@dataclass
+class Batch:
+    """What a phase's loss receives: the real batch (if the phase uses one) and a noise source.
+
+    `labels` are the real samples' class labels where the dataset has them (None otherwise), and
+    `condition` what a conditional generator and discriminator are called with (None for
+    unconditional runs): both are room for class-conditional models, which the engine fills in later.
+    """
+
+    real: Any
+    size: int
+    latent_dim: int
+    device: Any
+    prior: Callable[..., Any] = standard_normal
+    labels: Any = None
+    condition: Any = None
+
+    def noise(self, n: int | None = None) -> Any:
+        """`n` (default: the batch size) latent vectors from the run's prior."""
+        return self.prior(n or self.size, self.latent_dim, self.device)
+
+
 def _require_param_dataclass(params: type | None, owner: str) -> None:
     if params is None:
         return
@@ -219,7 +253,12 @@ class Objective(Component):
 
     kind: ClassVar[str] = "objective"
     factory: Callable[[Any], Any]
-    needs: Needs = Needs()
+    needs: Needs | Callable[[Any], Needs] = Needs()
+    """What it needs of the networks: a Needs, or a function of its params returning one (e.g. no BatchNorm
+    in the discriminator only while a gradient penalty is on)."""
+
+    def needs_for(self, params: Any) -> Needs:
+        return self.needs if isinstance(self.needs, Needs) else self.needs(params)
 
 
 SUGGESTIBLE_SETTINGS = ("latent_dim", "batch_size", "steps", "lr_scale", "lr_decay_start")

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import params as params_mod
-from ._components import KINDS, NETWORK_ROLES, DataContext, DataSource, NetworkSpec
+from ._components import KINDS, NETWORK_ROLES, DataContext, DataSource, NetworkSpec, latent_sampler
 from ._registry import AmbiguousComponentError, Registry
-from .errors import IncompatibleError, ParameterError, UserError
+from .errors import IncompatibleError, ParameterError, PluginFailure, UserError
 from .plugins import blame
 
 PARAM_SLOTS = tuple(k.flag for k in KINDS)
@@ -39,6 +39,8 @@ class Settings:
     sample_every: int | None = None
     log_every: int = 50
     keep: int = 1
+    callbacks: list[str] = field(default_factory=list)
+    """Callbacks to add to the ones every run has (`gan run --callback NAME`)."""
     """Checkpoints kept: 1 keeps only last.pt; N > 1 also keeps step-N.pt files of the N newest saves."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -79,6 +81,15 @@ class Plan:
     architecture: Any
     suggested: dict[str, Any] = field(default_factory=dict)
     """The dataset's suggestions this run took (where the user set nothing)."""
+    callbacks: list[tuple[Any, Any]] = field(default_factory=list)
+    """(callback component, its params), in the order they run."""
+
+    def build_callbacks(self) -> list[Any]:
+        built = []
+        for component, params in self.callbacks:
+            with blame(component, "building the callback"):
+                built.append(component.factory(params))
+        return built
 
     @property
     def latent_dim(self) -> int:
@@ -116,6 +127,53 @@ class Plan:
             networks[role] = module.to(device)
         return networks
 
+    def check(self) -> None:
+        """Build the networks and the objective once, on the CPU, and try them on two samples.
+
+        Every misfit a component can detect raises here, before any folder is made or step is trained: an
+        IncompatibleError for a combination that does not fit, a PluginFailure for a component that breaks
+        its contract. The caller's random states are left as they were.
+        """
+        import torch
+
+        from .checkpoint import rng_state, set_rng_state
+
+        saved = rng_state()
+        try:
+            networks = torch.nn.ModuleDict(self.build_networks("cpu")).eval()
+            objective = self.build_objective()
+            with blame(self.objective, "making its training phases"):
+                objective.phases(networks)
+            with blame(self.objective, "drawing latent codes"):
+                z = latent_sampler(objective)(2, self.latent_dim, "cpu")
+            with torch.no_grad():
+                self._check_outputs(networks, z)
+        finally:
+            set_rng_state(saved)
+
+    def _check_outputs(self, networks: Any, z: Any) -> None:
+        generator, discriminator = self.pieces["generator"], self.pieces["discriminator"]
+        with blame(generator, "generating two samples"):
+            samples = networks["generator"](z)
+        expected = (2, *self.spec.sample_shape)
+        if tuple(samples.shape) != expected:
+            raise PluginFailure(f"generator '{generator.name}' from {generator.origin} broke its contract: it made "
+                                f"samples of shape {tuple(samples.shape)} from 2 noise vectors; {expected} expected")
+        if self.spec.value_range is not None:
+            lo, hi = self.spec.value_range
+            if not bool(((samples >= lo - 1e-4) & (samples <= hi + 1e-4)).all()):
+                raise PluginFailure(
+                    f"generator '{generator.name}' from {generator.origin} broke its contract: its samples lie in "
+                    f"[{samples.min().item():.3g}, {samples.max().item():.3g}], outside the data's range [{lo}, {hi}]"
+                )
+        judged = z if self.spec.needs.discriminator_input == "latent" else samples
+        with blame(discriminator, "scoring two samples"):
+            scores = networks["discriminator"](judged)
+        if tuple(scores.shape) not in ((2,), (2, 1)):
+            raise PluginFailure(f"discriminator '{discriminator.name}' from {discriminator.origin} broke its "
+                                f"contract: it scored 2 inputs with shape {tuple(scores.shape)}; (2,) or (2, 1)"
+                                " expected, one raw score per sample")
+
     def build_objective(self) -> Any:
         with blame(self.objective, "building the objective"):
             return self.objective.factory(self.params["objective"])
@@ -140,6 +198,30 @@ def _split_arch_params(values: dict[str, Any], pieces: dict[str, Any], arch_name
         for role in owners:
             spread[role][key] = value
     return spread
+
+
+def _spread(values: dict[str, Any], components: list[Any], group: str) -> dict[str, dict[str, Any]]:
+    """`-p GROUP.X=V` sets X on every one of `components` that declares X; an X none declares is refused."""
+    spread: dict[str, dict[str, Any]] = {c.name: {} for c in components}
+    for key, value in values.items():
+        owners = [c for c in components if key in params_mod.fields_of(c.params)]
+        if not owners:
+            valid = sorted({k for c in components for k in params_mod.fields_of(c.params)})
+            raise ParameterError(f"no {group} of this run has a parameter '{key}' (valid: {', '.join(valid) or 'none'})")
+        for c in owners:
+            spread[c.name][key] = value
+    return spread
+
+
+def _callbacks(registry: Registry, settings: Settings) -> list[tuple[Any, Any]]:
+    chosen = [c for c in registry.components("callback") if c.always]
+    for name in settings.callbacks:
+        component = registry.get("callback", name)
+        if component not in chosen:
+            chosen.append(component)
+    chosen.sort(key=lambda c: (c.order, c.name))
+    spread = _spread(settings.params.get("callback", {}), chosen, "callback")
+    return [(c, params_mod.build(c.params, spread[c.name], f"callback '{c.name}'")) for c in chosen]
 
 
 def _piece(registry: Registry, arch: Any, role: str, name: str) -> Any:
@@ -196,6 +278,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     for slot in given:
         if slot in NETWORK_ROLES and slot not in pieces:
             raise ParameterError(f"-p {slot}.*: architecture '{arch.name}' has no {slot}")
+        if slot == "metric":
+            raise ParameterError("-p metric.*: metrics take their parameters in `gan eval -p metric.NAME=VALUE`")
     spread = _split_arch_params(given.get("arch", {}), pieces, arch.name)
     params: dict[str, Any] = {}
     for role, component in pieces.items():
@@ -204,7 +288,7 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     params["objective"] = params_mod.build(objective.params, given.get("objective", {}), f"objective '{objective.name}'")
     params["dataset"] = params_mod.build(dataset.params, given.get("dataset", {}), f"dataset '{dataset.name}'")
 
-    needs = objective.needs
+    needs = objective.needs_for(params["objective"])
     if needs.encoder and "encoder" not in pieces:
         with_encoder = [a.name for a in registry.components("architecture") if a.encoder]
         raise IncompatibleError(
@@ -212,7 +296,7 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
             + (f" (architectures with an encoder: {', '.join(with_encoder)})" if with_encoder else "")
         )
     if "encoder" in pieces and not needs.encoder:
-        training_encoders = [o.name for o in registry.components("objective") if o.needs.encoder]
+        training_encoders = [o.name for o in registry.components("objective") if o.needs_for(o.default_params()).encoder]
         raise IncompatibleError(
             f"architecture '{arch.name}' is an encoder/decoder pair, and objective '{objective.name}' "
             "does not train an encoder"
@@ -224,4 +308,7 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
         data = dataset.factory(params["dataset"], context)
     latent = settings.latent_dim or arch.latent_dim
     spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs)
-    return Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested)
+    plan = Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested,
+                _callbacks(registry, settings))
+    plan.check()
+    return plan

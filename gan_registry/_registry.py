@@ -20,7 +20,7 @@ class PluginInfo:
     name: str
     distribution: str | None = None
     version: str | None = None
-    status: str = "ok"  # ok | empty | broken | blocked
+    status: str = "ok"  # ok | empty | broken | blocked, or core for the core's own plugin
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     """Problems that do not stop the plugin from loading: a hook-like function without @hookimpl, a clash."""
@@ -56,6 +56,8 @@ class Registry:
     def __init__(self) -> None:
         self._by_kind: dict[str, dict[str, list[Component]]] = {k.name: {} for k in KINDS}
         self.plugins: list[PluginInfo] = []
+        """The plugins found (loaded, broken or blocked); the core's own is `core`."""
+        self.core: PluginInfo | None = None
 
     def add_all(self, components: list[Component]) -> None:
         """Add one plugin's components; a name it registers twice for one kind is its own mistake."""

@@ -57,8 +57,13 @@ def _registry():
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gan-registry", prog_name="gan")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback when a plugin's code fails.")
+def cli(debug: bool) -> None:
     """Train GANs from installed architecture, objective and dataset plugins."""
+    if debug:
+        import os
+
+        os.environ["GAN_REGISTRY_DEBUG"] = "1"
 
 
 @cli.command("plugins")
@@ -66,7 +71,7 @@ def cli() -> None:
 def plugins_command(as_json: bool) -> None:
     """Installed plugins, their versions, what each registers, and broken ones."""
     registry = _registry()
-    rows = [p.as_dict() for p in registry.plugins]
+    rows = [p.as_dict() for p in ([registry.core] if registry.core else []) + registry.plugins]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -98,9 +103,8 @@ def _component_row(c) -> dict[str, Any]:
     if c.kind == "architecture":
         row["pieces"] = c.pieces()
         row["latent_dim"] = c.latent_dim
-    needs = getattr(c, "needs", None)
-    if needs is not None:
-        row["needs"] = needs.describe()
+    if hasattr(c, "needs_for"):
+        row["needs"] = c.needs_for(c.default_params()).describe()  # at the default parameters
     if getattr(c, "suggests", None):
         row["suggests"] = dict(c.suggests)
     return row
@@ -215,7 +219,9 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
                 values[name] = value
             else:
                 raise UserError(f"--config {config_path}: unknown key '{key}' (valid: {', '.join(sorted(known))}, params)")
-    values.update({k: v for k, v in flags.items() if v is not None})
+    values.update({k: v for k, v in flags.items() if v is not None and v != ()})
+    if "callbacks" in values:
+        values["callbacks"] = list(values["callbacks"])
     for slot, table in _parse_param_flags(param_flags).items():
         params.setdefault(slot, {}).update(table)
     for required in ("arch", "objective"):
@@ -240,7 +246,7 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--lr-scale", type=float, metavar="FACTOR",
               help="Multiply every learning rate of the objective (default 1, or the dataset's suggestion).")
 @click.option("--lr-decay-start", type=float, metavar="FRACTION",
-              help="Hold the learning rates for this fraction of the run, then decay them linearly to zero.")
+              help="Hold the learning rates for this fraction of the run, then decay them linearly (the last step trains at 1/n of them).")
 @click.option("--data-dir", type=click.Path(), help="Where dataset files are.")
 @click.option("--image-size", type=int, help="Resize image datasets to this many pixels a side.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Default auto.")
@@ -249,16 +255,18 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--sample-every", type=int, help="Write a sample grid and checkpoint every N steps (default: each epoch).")
 @click.option("--log-every", type=int, help="Log losses every N steps (default 50).")
 @click.option("--keep", type=int, help="Keep the N newest checkpoints as checkpoints/step-N.pt besides last.pt (default 1: last.pt only).")
+@click.option("--callback", "callbacks", multiple=True, metavar="NAME",
+              help="Add a callback to the ones every run has (see `gan list callbacks`); repeatable.")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
 def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | None, no_progress: bool, **flags: Any) -> None:
     """Train a GAN: gan run --arch mlp --objective gan --dataset gaussians."""
-    from . import runs
+    from .api import Run
 
     settings = _settings(config_path, flags, param)
-    run_dir = runs.start(_registry(), settings, out, progress=not no_progress)
-    click.echo(f"done: {run_dir}")
+    run = Run.from_settings(settings, out=out, registry=_registry(), progress=not no_progress).train()
+    click.echo(f"done: {run.dir}")
 
 
 @cli.command("resume")
@@ -269,11 +277,11 @@ def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | No
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
 def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device: str | None, no_progress: bool) -> None:
     """Continue a run from its last checkpoint, to a new total if given."""
-    from . import runs
+    from .api import Run
 
     if epochs is not None and steps is not None:
         raise UserError("give --epochs or --steps, not both")
-    runs.resume(_registry(), run_dir, steps=steps, epochs=epochs, device=device, progress=not no_progress)
+    Run.open(run_dir, registry=_registry(), progress=not no_progress).train(steps=steps, epochs=epochs, device=device)
     click.echo(f"done: {run_dir}")
 
 
@@ -325,14 +333,20 @@ def reconstruct_command(run_dir: Path, count: int, seed: int, output: Path) -> N
 @click.option("--metric", "metrics", multiple=True, help="Metric to run (repeatable; default: every one that applies).")
 @click.option("--samples", "count", type=int, default=2500, show_default=True, help="Generated samples to evaluate.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-p", "param", multiple=True, metavar="metric.PARAM=VALUE",
+              help="Set a parameter of the metrics that declare it; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def eval_command(run_dir: Path, metrics: tuple[str, ...], count: int, seed: int, as_json: bool) -> None:
+def eval_command(run_dir: Path, metrics: tuple[str, ...], count: int, seed: int, param: tuple[str, ...],
+                 as_json: bool) -> None:
     """Evaluate a run's samples with metric plugins; also writes RUN_DIR/eval.json."""
     from . import generate
 
     if count < 1:
         raise UserError("--samples must be at least 1")
-    report = generate.evaluate(_registry(), run_dir, metrics, count, seed)
+    grouped = _parse_param_flags(param)
+    if set(grouped) - {"metric"}:
+        raise UserError(f"gan eval -p takes metric.PARAM=VALUE, not {sorted(set(grouped) - {'metric'})[0]}.*")
+    report = generate.evaluate(_registry(), run_dir, metrics, count, seed, grouped.get("metric", {}))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

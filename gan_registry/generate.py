@@ -33,23 +33,25 @@ def _generate(plan, networks, n: int, seed: int) -> torch.Tensor:
     return draw(networks["generator"], prior, plan.latent_dim, n, seed)
 
 
-def sample(registry: Registry, source: Path, n: int, seed: int, out: Path) -> Path:
-    """Samples from a run directory, or from a generator file written by `gan export`."""
+def samples_of(registry: Registry, source: Path, n: int, seed: int) -> tuple[torch.Tensor, Any]:
+    """`n` samples (and the data's value range) from a run directory or a file written by `gan export`."""
     from . import export
 
-    suffix = Path(out).suffix.lower()
-    if suffix not in (".png", ".pt", ".npy"):
-        raise UserError(f"-o {out}: use a .png, .pt or .npy file name")
     if n < 1:
         raise UserError("-n must be at least 1")
     if export.is_export(source):
         exported = export.load(registry, source)
-        samples = draw(exported.generator, exported.prior, exported.latent_dim, n, seed)
-        value_range = exported.value_range
-    else:
-        plan, networks = load_networks(registry, source)
-        samples = _generate(plan, networks, n, seed)
-        value_range = plan.spec.value_range
+        return draw(exported.generator, exported.prior, exported.latent_dim, n, seed), exported.value_range
+    plan, networks = load_networks(registry, source)
+    return _generate(plan, networks, n, seed), plan.spec.value_range
+
+
+def sample(registry: Registry, source: Path, n: int, seed: int, out: Path) -> Path:
+    """Samples from a run directory, or from a generator file written by `gan export`, written to `out`."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".png", ".pt", ".npy"):
+        raise UserError(f"-o {out}: use a .png, .pt or .npy file name")
+    samples, value_range = samples_of(registry, source, n, seed)
     out = Path(out)
     if out.is_dir():
         raise UserError(f"-o {out} is a folder; give a file name")
@@ -87,17 +89,26 @@ def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path)
     return out, error
 
 
-def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int, seed: int) -> dict[str, Any]:
-    """Run the named metrics (or every one that applies) on `n` samples; also saved to RUN_DIR/eval.json."""
+def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int, seed: int,
+             params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the named metrics (or every one that applies) on `n` samples; also saved to RUN_DIR/eval.json.
+
+    `params` ({name: value}) go to each chosen metric that declares them (`gan eval -p metric.NAME=VALUE`).
+    """
+    from . import params as params_mod
+    from ._plan import _spread
+
     plan, networks = load_networks(registry, run_dir)
     chosen = [registry.get("metric", m) for m in metrics] if metrics else registry.components("metric")
+    spread = _spread(params or {}, chosen, "metric")
     samples = _generate(plan, networks, n, seed)
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for metric in chosen:
         try:
             with blame(metric, "evaluating the samples"):
-                results[metric.name] = metric.factory(metric.default_params())(samples, plan.data)
+                values = params_mod.build(metric.params, spread[metric.name], f"metric '{metric.name}'")
+                results[metric.name] = metric.factory(values)(samples, plan.data)
         except IncompatibleError as error:
             if metrics:
                 raise UserError(f"metric '{metric.name}' does not apply to {run_dir}: {error}") from None

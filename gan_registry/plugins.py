@@ -19,6 +19,8 @@ from .errors import PluginFailure, PluginLoadError, PluginWarning, RunStopped, U
 ENTRY_POINT_GROUP = "gan_registry"
 BLOCK_ENV = "GAN_REGISTRY_BLOCK_PLUGINS"
 STRICT_ENV = "GAN_REGISTRY_STRICT_PLUGINS"
+DEBUG_ENV = "GAN_REGISTRY_DEBUG"
+"""Set by `gan --debug`: a plugin's failure shows its traceback."""
 
 def _blocked_names(env) -> set[str]:
     return {n.strip() for n in env.get(BLOCK_ENV, "").split(",") if n.strip()}
@@ -109,13 +111,14 @@ def blame(component: Component, action: str, env=None) -> Iterator[None]:
     except (UserError, RunStopped, PluginFailure):
         raise
     except Exception as error:
-        if _strict(os.environ if env is None else env):
+        env = os.environ if env is None else env
+        if _strict(env) or _strict({STRICT_ENV: env.get(DEBUG_ENV, "")}):
             raise
         detail = " ".join(str(error).split()) or "(no message)"
         raise PluginFailure(
             f"{component.kind} '{component.name}' from {component.origin or 'an unknown plugin'} failed while"
             f" {action}: {type(error).__name__}: {detail}. This is a bug in that plugin: report it to its authors"
-            f" ({STRICT_ENV}=1 shows the traceback)"
+            f" (`gan --debug ...` shows the traceback)"
         ) from error
 
 
@@ -152,7 +155,11 @@ def load_registry(
         registry.plugins.append(info)
         candidates.append((info, module))
 
-    for info, module in candidates:
+    from . import __version__, _callbacks
+
+    core = PluginInfo("gan-registry", "gan-registry", __version__, status="core")
+    registry.core = core
+    for info, module in [(core, _callbacks), *candidates]:
         try:
             pm.register(module, name=info.name)
             notes = _check_hooks(pm, module)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -124,13 +126,12 @@ def _fitting(run_dir: Path) -> Iterator[None]:
         ) from None
 
 
-def start(registry: Registry, settings: Settings, out: Path | None, progress: bool) -> Path:
+def begin(plan: Plan, run_dir: Path, progress: bool):
+    """Seed, build the trainer and write the run folder's config: a new run, ready to train."""
     from .training import Trainer, resolve_device, seed_everything
 
-    plan = make_plan(registry, settings)
-    settings = plan.settings  # complete: the dataset's suggestions and the defaults filled in
+    settings = plan.settings
     device = resolve_device(settings.device)
-    run_dir = Path(out) if out else default_run_dir(settings)
     check_new_run_dir(run_dir)
     seed_everything(settings.seed)
     trainer = Trainer(plan, run_dir, device, progress=progress)
@@ -140,19 +141,12 @@ def start(registry: Registry, settings: Settings, out: Path | None, progress: bo
     if plan.suggested:
         taken = ", ".join(f"{key}={value}" for key, value in plan.suggested.items())
         print(f"dataset '{plan.dataset.name}' suggests {taken}; used where you set nothing", flush=True)
-    trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
-    return run_dir
+    return trainer
 
 
-def resume(
-    registry: Registry,
-    run_dir: Path,
-    *,
-    steps: int | None,
-    epochs: int | None,
-    device: str | None,
-    progress: bool,
-) -> Path:
+def reopen(registry: Registry, run_dir: Path, *, steps: int | None = None, epochs: int | None = None,
+           device: str | None = None, progress: bool = False):
+    """The trainer of an existing run at its last checkpoint, with a new total length if given."""
     from .training import Trainer, resolve_device
 
     run_dir = Path(run_dir)
@@ -163,20 +157,35 @@ def resume(
         overrides["device"] = device
     plan, _ = plan_for_run(registry, run_dir, **overrides)
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
-    settings = plan.settings
-    trainer = Trainer(plan, run_dir, resolve_device(settings.device), progress=progress)
+    trainer = Trainer(plan, run_dir, resolve_device(plan.settings.device), progress=progress)
     with _fitting(run_dir):
         trainer.load_state_dict(state)
+    check_more_to_do(trainer)
+    write_config(run_dir, plan)
+    print(f"resuming {run_dir} at step {trainer.step}", flush=True)
+    return trainer
+
+
+def check_more_to_do(trainer) -> None:
+    settings, run_dir = trainer.plan.settings, trainer.run_dir
     if settings.steps is not None and trainer.step >= settings.steps:
         raise UserError(f"{run_dir} is already at step {trainer.step}; ask for more with --steps N (a new total)")
     if settings.epochs is not None and trainer.batches.epoch >= settings.epochs:
         raise UserError(
             f"{run_dir} has already trained {trainer.batches.epoch} epochs; ask for more with --epochs N (a new total)"
         )
-    write_config(run_dir, plan)
-    print(f"resuming {run_dir} at step {trainer.step}", flush=True)
-    trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
-    return run_dir
+
+
+def train_new(trainer) -> None:
+    """Train a run that `begin` made; a run that fails before its first checkpoint leaves no folder behind."""
+    settings = trainer.plan.settings
+    try:
+        trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
+    except BaseException:
+        if trainer.saved_step is None and trainer.run_dir.is_dir():
+            shutil.rmtree(trainer.run_dir, ignore_errors=True)
+            print(f"removed {trainer.run_dir}: the run stopped before its first checkpoint", file=sys.stderr)
+        raise
 
 
 def load_networks(registry: Registry, run_dir: Path, device: str = "cpu") -> tuple[Plan, dict[str, Any]]:

@@ -1,13 +1,14 @@
 """Helpers for testing plugins: an isolated registry, a real `gan` subprocess, a short training run."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from ._components import (
     Architecture,
@@ -20,8 +21,9 @@ from ._components import (
     NetworkSpec,
     Objective,
 )
-from ._plan import Settings, make_plan
+from ._components import Phase
 from ._registry import Registry
+from .api import Run
 from .hookspecs import hookimpl
 from .plugins import load_registry
 
@@ -43,23 +45,69 @@ def run_gan(*args: str, cwd: str | Path | None = None, env: dict[str, str] | Non
 
 
 def train_briefly(run_dir: str | Path, *, registry: Registry | None = None, steps: int = 2,
-                  batch_size: int = 8, **settings: Any):
-    """Train `steps` steps on CPU and return the Trainer: proof a combination builds, runs and checkpoints.
+                  batch_size: int = 8, **settings: Any) -> Run:
+    """Train `steps` steps on CPU and return the `Run`: proof a combination builds, runs and checkpoints.
 
     `settings` are `gan run` settings, e.g. arch="mlp", objective="gan", dataset="gaussians",
-    params={"dataset": {"count": 64}}.
+    params={"dataset": {"count": 64}}. `run_dir` must be new or empty. The process's random states are
+    left as they were.
+    """
+    settings.setdefault("device", "cpu")
+    with preserved_rng():
+        return Run.new(registry=registry or load_registry(), out=run_dir, steps=steps, batch_size=batch_size,
+                       **settings).train()
+
+
+@dataclass
+class Built:
+    """A checked combination, built as a run builds it at step 0 (seeded with its seed), not trained."""
+
+    networks: dict[str, Any]
+    """generator, discriminator (and encoder) modules, in train mode, on the CPU."""
+    objective: Any
+    phases: list[Phase]
+    params: dict[str, Any]
+    """slot (generator, discriminator, encoder, objective, dataset) -> its params dataclass instance."""
+    data: DataSource
+    spec: NetworkSpec
+    settings: dict[str, Any]
+    """Every setting, with the dataset's suggestions and the defaults filled in."""
+
+
+def build(registry: Registry | None = None, **settings: Any) -> Built:
+    """Check a combination as `gan run` does and build its networks and objective, without training.
+
+    Raises what `gan run` would refuse with (`IncompatibleError`, `UserError`). The process's random
+    states are left as they were.
     """
     import torch
 
-    from .training import Trainer, seed_everything
+    from ._plan import Settings, make_plan
+    from .training import seed_everything
 
-    registry = registry or load_registry()
-    plan = make_plan(registry, Settings(steps=steps, batch_size=batch_size, device="cpu", **settings))
-    seed_everything(plan.settings.seed)
-    trainer = Trainer(plan, Path(run_dir), torch.device("cpu"), progress=False)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    trainer.train(max_steps=steps)
-    return trainer
+    plan = make_plan(registry or load_registry(), Settings(**settings))
+    with preserved_rng():
+        seed_everything(plan.settings.seed)
+        networks = torch.nn.ModuleDict(plan.build_networks("cpu"))
+        objective = plan.build_objective()
+        phases = objective.phases(networks)
+    return Built(dict(networks.items()), objective, phases, dict(plan.params), plan.data, plan.spec,
+                 plan.settings.as_dict())
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Leave the Python, NumPy and torch random states (and torch's thread count) as they were."""
+    import torch
+
+    from .checkpoint import rng_state, set_rng_state
+
+    saved, threads = rng_state(), torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        set_rng_state(saved)
 
 
 # -- toy_plugin: tiny reference components, to test one plugin on its own ----------------------

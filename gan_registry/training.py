@@ -15,36 +15,16 @@ import numpy as np
 import torch
 
 from . import checkpoint, render
-from ._guards import default_duties
+from ._components import Batch, latent_sampler, standard_normal
 from ._plan import Plan
 from .data import Batches
-from .errors import WriteError
+from .errors import PluginFailure, WriteError
 from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919
 
 
-def standard_normal(n: int, latent_dim: int, device: Any, generator: torch.Generator | None = None) -> torch.Tensor:
-    return torch.randn(n, latent_dim, device=device, generator=generator)
-
-
-def latent_sampler(objective: Any):
-    """The objective's prior if it has one, else the standard normal."""
-    return getattr(objective, "sample_latent", None) or standard_normal
-
-
-@dataclass
-class StepBatch:
-    """What a phase's loss receives: the real batch (if the phase uses one) and a noise source."""
-
-    real: torch.Tensor | None
-    size: int
-    latent_dim: int
-    device: torch.device
-    prior: Any = standard_normal
-
-    def noise(self, n: int | None = None) -> torch.Tensor:
-        return self.prior(n or self.size, self.latent_dim, self.device)
+StepBatch = Batch  # the name before it was public
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,7 +69,8 @@ class Trainer:
     """Holds the models, optimisers, data position and counters of one run."""
 
     def __init__(self, plan: Plan, run_dir: Path, device: torch.device, *, progress: bool = True,
-                 duties: list[Any] | None = None) -> None:
+                 callbacks: list[Any] | None = None) -> None:
+        """`callbacks` replaces the plan's (every run's built-in ones and those asked for): [] trains, nothing more."""
         s = plan.settings
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
@@ -113,8 +94,8 @@ class Trainer:
         self.saved_step: int | None = None
         """Step of the newest checkpoint on disk, written or resumed from."""
         self.lr_multiplier: float | None = None  # of the objective's rates, when --lr-scale/--lr-decay-start apply
-        self.duties = default_duties() if duties is None else list(duties)
-        self._bar: Any = None
+        self.callbacks = plan.build_callbacks() if callbacks is None else list(callbacks)
+        self.total_steps: int | None = None
         self._reset_log()
 
     # -- state --------------------------------------------------------------------------
@@ -184,8 +165,14 @@ class Trainer:
             for _ in range(phase.repeats):
                 real = self.batches.next() if phase.uses_real else None
                 used += 0 if real is None else real.shape[0]
-                batch = StepBatch(real, size if real is None else real.shape[0], latent, self.device, self.prior)
-                loss, extras = _unpack(phase.loss(self.models, batch))
+                batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior)
+                with blame(self.plan.objective, f"computing the loss of phase '{phase.name}'"):
+                    loss, extras = _unpack(phase.loss(self.models, batch))
+                if loss.ndim != 0:  # shape metadata: no device sync
+                    raise PluginFailure(
+                        f"objective '{self.plan.objective.name}' from {self.plan.objective.origin} broke its contract:"
+                        f" phase '{phase.name}' returned a loss of shape {tuple(loss.shape)}, not a scalar"
+                        " (reduce it, e.g. with .mean())")
                 phase.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 phase.optimizer.step()
@@ -222,48 +209,36 @@ class Trainer:
         """Mean of each logged value since the last log line, still on the device."""
         return {key: value / self._counts[key] for key, value in self._sums.items()}
 
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return self.batches.epoch
+
     def flush_log(self) -> None:
-        """Write one log line of what accumulated since the last (nothing if no step ran since)."""
+        """One log line of what accumulated since the last (nothing if no step ran since), to every callback."""
         if not self._counts:
             return
         seconds = time.perf_counter() - self._started
         pending = self.pending_values()
-        means = dict(zip(pending, torch.stack(list(pending.values())).tolist()))  # one sync
-        self._call("on_log", means)
+        means = torch.stack(list(pending.values())).tolist()  # the one device sync of a log line
         record: dict[str, Any] = {"step": self.step, "epoch": self.batches.epoch}
-        record.update((key, round(mean, 6)) for key, mean in means.items())
+        record.update((key, round(mean, 6) if math.isfinite(mean) else mean) for key, mean in zip(pending, means))
         record["images_per_s"] = round(self._used / seconds, 1) if seconds > 0 else None
         if self.lr_multiplier is not None:
             record["lr_multiplier"] = float(f"{self.lr_multiplier:.6g}")
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
         self._reset_log()
-        shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")}
-        if self._bar is not None:
-            self._bar.set_postfix(epoch=record["epoch"], **shown, img_s=record["images_per_s"], refresh=False)
-        else:
-            parts = " ".join(f"{k}={v}" for k, v in shown.items())
-            print(
-                f"step {self.step} epoch {record['epoch']} {parts} images/s={record['images_per_s']}",
-                file=sys.stderr,
-                flush=True,
-            )
+        self._call("on_log", record)
 
-    def _call(self, hook: str, *args: Any) -> None:
-        for duty in self.duties:
-            method = getattr(duty, hook, None)
+    def _call(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, event, None)
             if method is not None:
                 method(self, *args)
 
     def train(self, max_steps: int | None = None, max_epochs: int | None = None) -> None:
         s = self.plan.settings
         self.models.train()
-        total = self._estimate_total(max_steps, max_epochs)
-        self._bar = None
-        if self.progress and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+        total = self.total_steps = self._estimate_total(max_steps, max_epochs)
         self._reset_log()
         self._call("on_train_start")
         try:
@@ -272,23 +247,13 @@ class Trainer:
                 self._set_learning_rates(total)
                 self._used += self._run_step(self._sums, self._counts)
                 self.step += 1
-                if self._bar is not None:
-                    self._bar.update(1)
                 if self.step % s.log_every == 0 or self._done(max_steps, max_epochs):
                     self.flush_log()
-                if s.sample_every is not None:
-                    if self.step % s.sample_every == 0:
-                        self.write_samples(f"step-{self.step:07d}")
-                        self.save()
-                elif self.batches.epoch != epoch_before:
-                    self.write_samples(f"epoch-{self.batches.epoch:04d}")
-                    self.save()
+                if self.batches.epoch != epoch_before:
+                    self._call("on_epoch_end")
                 self._call("on_step_end")
-            self.write_samples(f"final-step-{self.step:07d}")
-            self.save()
+            self._call("on_train_end")
         finally:
             for parameter in self.models.parameters():
                 parameter.requires_grad_(True)
-            self._call("on_train_end")
-            if self._bar is not None:
-                self._bar.close()
+            self._call("teardown")

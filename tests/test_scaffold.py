@@ -163,7 +163,11 @@ def test_toy_plugin_registers_every_slot():
 
 @pytest.mark.parametrize("shape", [(2,), (3, 8, 8)])
 def test_toy_plugin_trains_on_points_and_images(shape, tmp_path):
-    trainer = train_briefly(tmp_path, registry=isolated_registry(toy_plugin), arch="toy", objective="toy",
-                            dataset="toy", params={"dataset": {"shape": shape}})
-    assert trainer.step == 2 and (tmp_path / "checkpoints" / "last.pt").exists()
-    assert trainer.plan.spec.value_range == (None if len(shape) == 1 else (-1.0, 1.0))
+    from gan_registry.testing import build
+
+    registry = isolated_registry(toy_plugin)
+    run = train_briefly(tmp_path, registry=registry, arch="toy", objective="toy", dataset="toy",
+                        params={"dataset": {"shape": shape}})
+    assert run.step == 2 and run.checkpoint()["step"] == 2 and (tmp_path / "checkpoints" / "last.pt").exists()
+    built = build(registry, arch="toy", objective="toy", dataset="toy", params={"dataset": {"shape": shape}})
+    assert built.spec.value_range == (None if len(shape) == 1 else (-1.0, 1.0))

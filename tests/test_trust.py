@@ -172,10 +172,13 @@ def test_divergence_after_a_checkpoint_keeps_it_untouched(tmp_path):
 
 def test_guard_refuses_to_save_non_finite_weights(tmp_path):
     """Between two log lines, the check before a save catches what the log has not read yet."""
-    from gan_registry.testing import train_briefly
+    from gan_registry._plan import Settings, make_plan
+    from gan_registry.training import Trainer
 
-    trainer = train_briefly(tmp_path, registry=isolated_registry(toy_plugin), arch="toy", objective="toy",
-                            dataset="toy", steps=2, log_every=1000)
+    plan = make_plan(isolated_registry(toy_plugin), Settings(arch="toy", objective="toy", dataset="toy", steps=2,
+                                                             batch_size=8, log_every=1000))
+    trainer = Trainer(plan, tmp_path, torch.device("cpu"), progress=False)
+    trainer.train(max_steps=2)
     good = trainer.checkpoint_path.read_bytes()
     with torch.no_grad():
         next(trainer.models["generator"].parameters()).fill_(float("inf"))
@@ -226,7 +229,7 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
         pid = os.fork()
         if pid == 0:  # the child: train until killed
             try:
-                trainer = Trainer(plan, run, torch.device("cpu"), progress=False, duties=[])
+                trainer = Trainer(plan, run, torch.device("cpu"), progress=False)
                 trainer.load_state_dict(state)
                 sys.stderr = open(os.devnull, "w")
                 trainer.train(max_steps=10**6)

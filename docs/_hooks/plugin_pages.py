@@ -154,7 +154,7 @@ def _component_section(component) -> list[str]:
     if component.kind == "architecture":
         pieces = ", ".join(f"{role} `{name}`" for role, name in component.pieces().items())
         lines += [f"Pieces: {pieces}; default latent dimension {component.latent_dim}.", ""]
-    needs = getattr(component, "needs", None)
+    needs = component.needs_for(component.default_params()) if hasattr(component, "needs_for") else None
     if needs is not None:
         described = needs.describe()
         if described:

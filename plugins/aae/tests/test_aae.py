@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_registry import IncompatibleError
-from gan_registry.plugins import load_registry
-from gan_registry.runs import load_networks
+from gan_registry import IncompatibleError, Run, load_plugins
+from gan_registry.testing import build, preserved_rng
+
+
+def load_networks(registry, run_dir: Path):
+    run = Run.open(run_dir, registry=registry)
+    return run, run.networks()
 
 STEPS = 400  # ~8 s of one CPU core; enough for reconstruction and codes to settle (see README)
 RESUME_STEPS = 20  # N: 2N = 40 steps = 80 batches, so the pause falls mid-epoch (25 batches each)
@@ -49,7 +53,7 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def registry():
-    return load_registry()
+    return load_plugins()
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +66,8 @@ def run(tmp_path_factory) -> Path:
 
 def _initial_networks(registry, run_dir: Path):
     """The run's networks at step 0: `gan run` seeds, then builds them before anything else."""
-    from gan_registry import checkpoint
-    from gan_registry.runs import plan_for_run
-    from gan_registry.training import seed_everything
-
-    plan, _ = plan_for_run(registry, run_dir)
-    saved = checkpoint.rng_state()  # leave this test process's RNGs as they were
-    try:
-        seed_everything(plan.settings.seed)
-        networks = torch.nn.ModuleDict(plan.build_networks("cpu")).eval()
-    finally:
-        checkpoint.set_rng_state(saved)
-    return plan, networks
+    built = build(registry, **Run.open(run_dir, registry=registry).settings)
+    return built, torch.nn.ModuleDict(built.networks).eval()
 
 
 def _reconstruction_l1(networks, x: torch.Tensor) -> float:
@@ -167,42 +161,31 @@ def test_mismatched_combinations_are_refused(tmp_path):
 @pytest.fixture
 def quiet_training():
     """In-process training that leaves this process's RNGs and thread count as they were."""
-    from gan_registry import checkpoint
-
-    saved, threads = checkpoint.rng_state(), torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    checkpoint.set_rng_state(saved)
+    with preserved_rng():
+        torch.set_num_threads(1)
+        yield
 
 
 def test_latent_discriminator_and_mixture_prior_refuse(registry, tmp_path, quiet_training):
-    from gan_registry._plan import Settings, make_plan
-    from gan_registry.runs import start
-
     # The core refuses aae+gan over the encoder before any network is built; without the
     # encoder in the way, the latent discriminator gives its own reason.
-    plan = make_plan(registry, Settings(arch="mlp", discriminator="aae-latent", objective="gan"))
     with pytest.raises(IncompatibleError, match="judges latent codes.*use --objective aae"):
-        plan.build_networks()
-    mixture = Settings(arch="aae", objective="aae", steps=1, device="cpu", params={"objective": {"prior": "mixture"}})
+        build(registry, arch="mlp", discriminator="aae-latent", objective="gan")
     with pytest.raises(IncompatibleError, match="--latent-dim 2"):
-        start(registry, mixture, tmp_path / "m", progress=False)
+        Run.new("aae", "aae", registry=registry, out=tmp_path / "m", steps=1, device="cpu",
+                params={"objective": {"prior": "mixture"}})
     assert not (tmp_path / "m").exists()  # refused before the run directory is made
 
 
 def test_mixture_prior_and_conv_body_train(registry, tmp_path, quiet_training):
     """The 2D mixture prior with the convolutional encoder/decoder: trains, then samples."""
-    from gan_registry._plan import Settings
-    from gan_registry.generate import sample
-    from gan_registry.runs import start
-
-    settings = Settings(arch="aae", objective="aae", steps=10, latent_dim=2, device="cpu", sample_every=100000,
-                        log_every=10, params={"objective": {"prior": "mixture"}, "arch": {"body": "conv"}})
-    run_dir = start(registry, settings, tmp_path / "m", progress=False)
-    log = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    run = Run.new("aae", "aae", registry=registry, out=tmp_path / "m", steps=10, latent_dim=2, device="cpu",
+                  sample_every=100000, log_every=10,
+                  params={"objective": {"prior": "mixture"}, "arch": {"body": "conv"}}).train()
+    log = json.loads((run.dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert log["step"] == 10 and all(torch.isfinite(torch.tensor(v)) for k, v in log.items() if "/" in k)
-    assert sample(registry, run_dir, 16, 0, tmp_path / "s.png").stat().st_size > 0
+    assert run.sample(16, out=tmp_path / "s.png").shape == (16, 1, 32, 32)
+    assert (tmp_path / "s.png").stat().st_size > 0
 
 
 def test_mixture_prior_samples_lie_near_its_means():
@@ -235,11 +218,9 @@ def test_normal_prior_honours_the_generator():
 
 
 def test_encoder_is_stochastic_in_training_and_deterministic_in_eval(registry):
-    from gan_registry._plan import Settings, make_plan
-
-    plan = make_plan(registry, Settings(arch="aae", objective="aae"))
-    encoder = plan.build_networks()["encoder"]
-    x = plan.data.load_heldout()[:16]
+    built = build(registry, arch="aae", objective="aae")
+    encoder = built.networks["encoder"]
+    x = built.data.load_heldout()[:16]
     with torch.no_grad():
         encoder.train()
         assert not torch.equal(encoder(x), encoder(x))  # reparameterised: fresh noise each call

@@ -135,17 +135,15 @@ def test_unsupported_shapes_are_refused_by_both_pieces(shape, tail):
 
 
 def test_arch_base_sets_both_pieces():
-    from gan_registry._plan import Settings, make_plan
-    from gan_registry.plugins import load_registry
+    from gan_registry.testing import build, isolated_registry
     from gan_registry_objectives import gan
     from gan_registry_toy_datasets import digits
 
     # Only the plugins this needs: other installed plugins are not this test's business.
-    registry = load_registry([("dcgan", dcgan), ("gan", gan), ("digits", digits)], entry_points=False, env={})
-    settings = Settings(arch="dcgan", objective="gan", image_size=16, params={"arch": {"base": "8"}})
-    plan = make_plan(registry, settings)
-    assert plan.params["generator"].base == plan.params["discriminator"].base == 8
-    assert plan.latent_dim == 100
+    registry = isolated_registry(("dcgan", dcgan), ("gan", gan), ("digits", digits))
+    built = build(registry, arch="dcgan", objective="gan", image_size=16, params={"arch": {"base": "8"}})
+    assert built.params["generator"].base == built.params["discriminator"].base == 8
+    assert built.spec.latent_dim == 100
 
 
 def test_base_must_be_positive():
@@ -190,13 +188,13 @@ def test_dcgan_trains_on_digits(gan_runs):
 def test_headline_wgan_gp_run_gets_a_per_sample_critic_and_writes_digit_grids(gan_runs):
     from PIL import Image
 
-    from gan_registry import checkpoint
+    from gan_registry import Run
 
     code, out, err, run_dir = gan_runs["headline"]
     assert code == 0, err
     config = json.loads((run_dir / "config.json").read_text())
     assert config["settings"]["dataset"] == "digits" and config["sample_shape"] == [1, 32, 32]
-    critic = checkpoint.load(run_dir / "checkpoints" / "last.pt")["models"]
+    critic = Run.open(run_dir).checkpoint()["models"]
     assert not any(key.startswith("discriminator.") and "running_mean" in key for key in critic)  # no BatchNorm
     assert any(key.startswith("generator.") and "running_mean" in key for key in critic)  # the generator keeps it
     grid = Image.open(run_dir / "samples" / "final-step-0000003.png")

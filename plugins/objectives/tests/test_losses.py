@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_registry.training import StepBatch
+from gan_registry import Batch as StepBatch
 from gan_registry_objectives import gan, hinge, lsgan, wgan, wgan_gp
 
 REAL = torch.tensor([0.5, 2.0, -1.0, 0.0])

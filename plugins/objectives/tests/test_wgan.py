@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_registry.training import StepBatch
+from gan_registry import Batch as StepBatch
 from gan_registry_objectives import hinge, lsgan, wgan, wgan_gp
 
 

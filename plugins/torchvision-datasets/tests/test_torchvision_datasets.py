@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from gan_registry import DataContext, UserError
-from gan_registry.plugins import load_registry
+from gan_registry.testing import isolated_registry
 from gan_registry_torchvision_datasets import cifar10, fashion_mnist, mnist
 
 N_TRAIN, N_TEST = 40, 24
@@ -27,8 +27,7 @@ CONSTANT = 200  # image 0 of every train split is this one value everywhere
 
 
 def registry():
-    return load_registry([("mnist", mnist), ("fashion-mnist", fashion_mnist), ("cifar10", cifar10)],
-                         entry_points=False, env={})
+    return isolated_registry(("mnist", mnist), ("fashion-mnist", fashion_mnist), ("cifar10", cifar10))
 
 
 def source(name, data_dir, image_size=None, **params):

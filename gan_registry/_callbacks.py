@@ -1,0 +1,200 @@
+"""The trainer's side duties, as the callbacks of the core's own plugin: every run has them.
+
+A callback is an object with any of these methods (see `gan_registry.CallbackProtocol`), called by the
+trainer in ascending `order`:
+
+- `on_train_start(run)`; `on_train_end(run)` when the loop finished; `teardown(run)` always, errors too;
+- `on_log(run, record)`: one log line (step, epoch, the mean of each logged value since the last line,
+  images/s), read from the device once for all callbacks;
+- `on_epoch_end(run)`, then `on_step_end(run)`, after each generator step;
+- `before_save(run)`: before a checkpoint is written; raising keeps the previous checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import threading
+from typing import Any
+
+from ._components import Callback
+from .errors import Diverged, Interrupted
+from .hookspecs import hookimpl
+
+STOP_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+"""Exit codes follow the shell's 128 + signal number; SIGTERM is what schedulers send before a kill."""
+
+
+class StopSignals:
+    """SIGINT or SIGTERM: finish the step, write a checkpoint of it, stop with Interrupted.
+
+    A second SIGINT while stopping aborts at once (KeyboardInterrupt), as users expect of Ctrl-C.
+    """
+
+    def __init__(self) -> None:
+        self.requested: signal.Signals | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: Any) -> None:
+        self.requested = None
+        self._previous.clear()
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def teardown(self, trainer: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum)
+        print(f"\n{self.requested.name}: stopping after this step and writing a checkpoint"
+              " (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    def on_step_end(self, trainer: Any) -> None:
+        if self.requested is None:
+            return
+        trainer.flush_log()
+        path = trainer.save()
+        raise Interrupted(trainer.step, path, self.requested.name, STOP_SIGNALS[self.requested])
+
+
+class NonFiniteGuard:
+    """Stops a run whose losses or weights turn NaN or infinite, before they reach a checkpoint.
+
+    Losses are checked where the log reads them anyway, and losses and weights once more before
+    each save: no extra host sync per step.
+    """
+
+    HINT = ("try a lower learning rate (--lr-scale 0.5), a gradient penalty, or another objective;"
+            " `gan resume` would replay the same steps")
+
+    def on_log(self, trainer: Any, record: dict[str, Any]) -> None:
+        self._check_values(trainer, {k: v for k, v in record.items() if isinstance(v, float)})
+        self._check_weights(trainer)
+
+    def before_save(self, trainer: Any) -> None:
+        import torch
+
+        pending = trainer.pending_values()
+        if pending:
+            self._check_values(trainer, dict(zip(pending, torch.stack(list(pending.values())).tolist())))
+        self._check_weights(trainer)
+
+    def _check_values(self, trainer: Any, means: dict[str, float]) -> None:
+        bad = {key: value for key, value in means.items() if not math.isfinite(value)}
+        if bad:
+            self._stop(trainer, ", ".join(f"{key} is {value}" for key, value in bad.items()))
+
+    def _check_weights(self, trainer: Any) -> None:
+        import torch
+
+        named = [(f"{role}.{name}", t) for role, module in trainer.models.items()
+                 for name, t in (*module.named_parameters(), *module.named_buffers()) if t.is_floating_point()]
+        if not named:
+            return
+        finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
+        bad = [name for (name, _), ok in zip(named, finite) if not ok]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            self._stop(trainer, f"weights {bad[0]}{more} are not finite")
+
+    def _stop(self, trainer: Any, what: str) -> None:
+        kept = (f"the last good checkpoint (step {trainer.saved_step}) is kept" if trainer.saved_step is not None
+                else "no checkpoint had been written yet")
+        raise Diverged(f"training diverged by step {trainer.step}: {what}; {kept}; {self.HINT}")
+
+
+class SampleGrids:
+    """A grid (or scatter) of the generator's output on one fixed noise batch: each epoch, or every
+    --sample-every steps, and at the end."""
+
+    def on_step_end(self, run: Any) -> None:
+        every = run.plan.settings.sample_every
+        if every is not None and run.step % every == 0:
+            run.write_samples(f"step-{run.step:07d}")
+
+    def on_epoch_end(self, run: Any) -> None:
+        if run.plan.settings.sample_every is None:
+            run.write_samples(f"epoch-{run.epoch:04d}")
+
+    def on_train_end(self, run: Any) -> None:
+        run.write_samples(f"final-step-{run.step:07d}")
+
+
+class Checkpoints:
+    """checkpoints/last.pt, written where the grids are (so each grid has its weights) and at the end."""
+
+    def on_step_end(self, run: Any) -> None:
+        every = run.plan.settings.sample_every
+        if every is not None and run.step % every == 0:
+            run.save()
+
+    def on_epoch_end(self, run: Any) -> None:
+        if run.plan.settings.sample_every is None:
+            run.save()
+
+    def on_train_end(self, run: Any) -> None:
+        run.save()
+
+
+class JsonlLog:
+    """metrics.jsonl: one JSON object per log line."""
+
+    def on_log(self, run: Any, record: dict[str, Any]) -> None:
+        with open(run.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class Progress:
+    """A progress bar on a terminal (step, epoch, losses, images/s), plain log lines elsewhere."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def on_train_start(self, run: Any) -> None:
+        if run.progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=run.total_steps, initial=run.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def on_step_end(self, run: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_log(self, run: Any, record: dict[str, Any]) -> None:
+        shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")}
+        if self.bar is not None:
+            self.bar.set_postfix(epoch=record["epoch"], **shown, img_s=record["images_per_s"], refresh=False)
+        else:
+            parts = " ".join(f"{k}={v}" for k, v in shown.items())
+            print(f"step {record['step']} epoch {record['epoch']} {parts} images/s={record['images_per_s']}",
+                  file=sys.stderr, flush=True)
+
+    def teardown(self, run: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@hookimpl
+def register_callbacks(register):
+    # The order keeps what a run leaves consistent: check values before anything is written, write the
+    # log line, then the grid, then the checkpoint of that grid, and stop on a signal last.
+    register(Callback(name="non-finite-guard", summary="stop a run whose losses or weights turn NaN or infinite",
+                      factory=lambda params: NonFiniteGuard(), always=True, order=10))
+    register(Callback(name="jsonl-log", summary="metrics.jsonl: step, epoch, losses and images/s per log line",
+                      factory=lambda params: JsonlLog(), always=True, order=20))
+    register(Callback(name="progress", summary="a progress bar on a terminal, log lines on stderr elsewhere",
+                      factory=lambda params: Progress(), always=True, order=30))
+    register(Callback(name="sample-grids", summary="grids of a fixed noise batch each epoch (or --sample-every)",
+                      factory=lambda params: SampleGrids(), always=True, order=40))
+    register(Callback(name="checkpoints", summary="checkpoints/last.pt with each grid and at the end",
+                      factory=lambda params: Checkpoints(), always=True, order=50))
+    register(Callback(name="stop-signals", summary="SIGINT/SIGTERM: checkpoint the step reached and stop",
+                      factory=lambda params: StopSignals(), always=True, order=90))

@@ -1,0 +1,167 @@
+"""The Python API: what `gan run`, `gan resume`, `gan sample`, `gan eval` and `gan export` do, from a script.
+
+    import gan_registry as gr
+
+    run = gr.Run.new(arch="mlp", objective="gan", dataset="gaussians", steps=2000, out="runs/ring")
+    run.train()
+    points = run.sample(2500)
+    print(run.evaluate()["metrics"])
+    run.train(steps=4000)                 # carry on to a new total
+    gr.Run.open("runs/ring").export("ring.safetensors")
+
+Names and parameters are the command line's; a mistake raises `gan_registry.UserError` with the message the
+command line prints.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+
+def load_plugins(env: dict[str, str] | None = None):
+    """Every installed plugin, loaded into a `Registry` (what each `gan` command starts with)."""
+    from .plugins import load_registry
+
+    return load_registry(env=env)
+
+
+class Run:
+    """One training run and its folder: train it, continue it, and use what it learned."""
+
+    def __init__(self, registry: Any, plan: Any, run_dir: Path, *, started: bool, progress: bool) -> None:
+        self._registry, self._plan, self._started, self._progress = registry, plan, started, progress
+        self.dir = Path(run_dir)
+        self._trainer: Any = None
+
+    # -- making one ----------------------------------------------------------------------
+    @classmethod
+    def new(cls, arch: str, objective: str, dataset: str | None = None, *, out: str | Path | None = None,
+            params: dict[str, dict[str, Any]] | None = None, registry: Any = None, progress: bool = False,
+            **settings: Any) -> Run:
+        """Check a combination and pick its folder; nothing is written or trained until `train()`.
+
+        `settings` are the `gan run` flags with underscores (`steps`, `batch_size`, `latent_dim`, `seed`,
+        `image_size`, `data_dir`, `device`, `lr_scale`, ...); `params` maps a `-p` group to its parameters,
+        e.g. `{"objective": {"label_smoothing": 0.1}, "arch": {"hidden": 256}}`.
+        """
+        from ._plan import Settings
+
+        known = {f.name for f in dataclasses.fields(Settings)} - {"arch", "objective", "dataset", "params"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise UserError(f"unknown setting '{unknown[0]}' (valid: {', '.join(sorted(known))})")
+        values = {"arch": arch, "objective": objective, "params": params or {}, **settings}
+        if dataset is not None:
+            values["dataset"] = dataset
+        return cls.from_settings(Settings(**values), out=out, registry=registry, progress=progress)
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, out: str | Path | None = None, registry: Any = None,
+                      progress: bool = False) -> Run:
+        """`new`, from the settings object `gan run` builds of its flags and `--config` file."""
+        from ._plan import make_plan
+        from .runs import check_new_run_dir, default_run_dir
+
+        registry = registry if registry is not None else load_plugins()
+        plan = make_plan(registry, settings)
+        run_dir = Path(out) if out is not None else default_run_dir(plan.settings)
+        check_new_run_dir(run_dir)
+        return cls(registry, plan, run_dir, started=False, progress=progress)
+
+    @classmethod
+    def open(cls, run_dir: str | Path, *, registry: Any = None, progress: bool = False) -> Run:
+        """A run that exists on disk, as its `config.json` and last checkpoint describe it."""
+        from .runs import plan_for_run
+
+        registry = registry if registry is not None else load_plugins()
+        plan, _ = plan_for_run(registry, Path(run_dir))
+        return cls(registry, plan, Path(run_dir), started=True, progress=progress)
+
+    # -- training ------------------------------------------------------------------------
+    def train(self, steps: int | None = None, epochs: int | None = None, *, device: str | None = None) -> Run:
+        """Train to the run's length, or to a new total of `steps` or `epochs`; returns the run.
+
+        `device` moves a run opened from disk to another device (`cpu`, `cuda`, ...).
+        """
+        from . import runs
+
+        if steps is not None and epochs is not None:
+            raise UserError("give steps or epochs, not both")
+        if not self._started:
+            if steps is not None or epochs is not None:
+                self._plan.settings = dataclasses.replace(self._plan.settings, steps=steps, epochs=epochs)
+            self._trainer = runs.begin(self._plan, self.dir, self._progress)
+            self._started = True
+            runs.train_new(self._trainer)
+            return self
+        if self._trainer is None:
+            self._trainer = runs.reopen(self._registry, self.dir, steps=steps, epochs=epochs, device=device,
+                                        progress=self._progress)
+        else:  # trained in this process already: go on from where it is, as a resume would
+            if steps is not None or epochs is not None:
+                settings = dataclasses.replace(self._trainer.plan.settings, steps=steps, epochs=epochs)
+                self._trainer.plan.settings = settings
+            runs.check_more_to_do(self._trainer)
+            runs.write_config(self.dir, self._trainer.plan)
+        s = self._trainer.plan.settings
+        self._trainer.train(max_steps=s.steps, max_epochs=s.epochs)
+        return self
+
+    # -- what it learned -------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """Generator steps trained (by this process, or as of the last checkpoint)."""
+        if self._trainer is not None:
+            return self._trainer.step
+        return self.checkpoint()["step"] if self._started else 0
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every setting of the run, with the dataset's suggestions and the defaults filled in."""
+        plan = self._trainer.plan if self._trainer is not None else self._plan
+        return plan.settings.as_dict()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.dir / "checkpoints" / "last.pt"
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The last checkpoint's contents: `step`, `models` (state dicts), `optimizers`, `data`, `rng`, ..."""
+        from . import checkpoint
+
+        return checkpoint.load(self.checkpoint_path)
+
+    def networks(self) -> dict[str, Any]:
+        """The networks with the last checkpoint's weights, in eval mode: `generator`, `discriminator`, ..."""
+        from .runs import load_networks
+
+        return load_networks(self._registry, self.dir)[1]
+
+    def sample(self, n: int = 64, seed: int = 0, out: str | Path | None = None) -> Any:
+        """`n` samples (a tensor in the data's value range); with `out` also written as `gan sample` writes."""
+        from . import generate
+
+        if out is not None:
+            generate.sample(self._registry, self.dir, n, seed, Path(out))
+        return generate.samples_of(self._registry, self.dir, n, seed)[0]
+
+    def evaluate(self, metrics: tuple[str, ...] | list[str] = (), samples: int = 2500, seed: int = 0) -> dict:
+        """The metric plugins that apply (or those named) on `samples` generated samples; also RUN/eval.json."""
+        from . import generate
+
+        if samples < 1:
+            raise UserError("samples must be at least 1")
+        return generate.evaluate(self._registry, self.dir, tuple(metrics), samples, seed)
+
+    def export(self, path: str | Path, *, force: bool = False) -> Path:
+        """The generator as one `.safetensors` file (see `gan export`)."""
+        from . import export
+
+        return export.export(self._registry, self.dir, Path(path), force=force)
+
+    def __repr__(self) -> str:
+        s = self._plan.settings
+        return f"Run({str(self.dir)!r}, arch={s.arch!r}, objective={s.objective!r}, dataset={s.dataset!r})"

@@ -1,0 +1,75 @@
+"""What the engine expects of the objects a plugin's factories return, as typing Protocols.
+
+Nothing needs to inherit from these: they document the contract and let a type checker check a
+plugin. The engine checks the same contract at run time and names the component that breaks it.
+Stability: 0.x; these only gain optional members until 1.0 (conditioning, labels, feature extractors).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from ._components import Batch, Phase
+
+
+@runtime_checkable
+class GeneratorProtocol(Protocol):
+    """A `torch.nn.Module`: noise (N, latent_dim) -> samples (N, *sample_shape) in the data's value range.
+
+    `condition` is None for unconditional runs; conditional generators (a later release) receive labels there.
+    """
+
+    def __call__(self, z: Any, condition: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class DiscriminatorProtocol(Protocol):
+    """A `torch.nn.Module`: samples (or codes) -> one raw score per sample, shape (N,) or (N, 1), no sigmoid."""
+
+    def __call__(self, x: Any, condition: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class EncoderProtocol(Protocol):
+    """A `torch.nn.Module`: samples (N, *sample_shape) -> codes (N, latent_dim)."""
+
+    def __call__(self, x: Any) -> Any: ...
+
+
+LossFunction = Callable[[Any, Batch], Any]
+"""loss(models, batch) -> a scalar tensor, or (scalar, {name: scalar tensor to log})."""
+
+
+@runtime_checkable
+class ObjectiveProtocol(Protocol):
+    """What an objective's factory returns. `sample_latent` is optional: define it for a prior other than N(0, I)."""
+
+    def phases(self, models: Any) -> list[Phase]:
+        """The optimisation steps of one iteration, in order; `models` has .generator, .discriminator, ..."""
+        ...
+
+
+@runtime_checkable
+class LatentPrior(Protocol):
+    def sample_latent(self, n: int, latent_dim: int, device: Any, generator: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class MetricProtocol(Protocol):
+    """What a metric's factory returns: samples (N, *sample_shape) and the DataSource -> {name: number}."""
+
+    def __call__(self, samples: Any, data: Any) -> dict[str, Any]: ...
+
+
+class CallbackProtocol(Protocol):
+    """What a callback's factory returns; define only the events you need (all are optional).
+
+    `run` is the trainer's public view: `run.step`, `run.epoch`, `run.run_dir`, `run.models`, `run.plan`
+    (settings and components), `run.save()`, `run.write_samples(tag)`, `run.flush_log()`.
+    """
+
+    def on_train_start(self, run: Any) -> None: ...
+    def on_step_end(self, run: Any) -> None: ...
+    def on_epoch_end(self, run: Any) -> None: ...
+    def on_log(self, run: Any, means: dict[str, float]) -> None: ...
+    def before_save(self, run: Any) -> None: ...
+    def on_train_end(self, run: Any) -> None: ...
