@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import threading
 from typing import Any
 
 from ._components import Callback
-from .errors import Diverged, Interrupted
+from .errors import Diverged, Interrupted, WriteError
 from .hookspecs import hookimpl
 
 STOP_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -53,12 +54,13 @@ class StopSignals:
         if self.requested is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum)
-        print(f"\n{self.requested.name}: stopping after this step and writing a checkpoint"
-              " (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        # os.write, not print: a print here can collide with the progress bar's own write to stderr
+        os.write(2, f"\n{self.requested.name}: stopping after this step and writing a checkpoint"
+                    " (Ctrl-C again to abort)\n".encode())
 
     def on_step_end(self, trainer: Any) -> None:
-        if self.requested is None:
-            return
+        if self.requested is None or trainer.finished:
+            return  # on the last step the run ends as usual, final grid and checkpoint included
         trainer.flush_log()
         path = trainer.save()
         raise Interrupted(trainer.step, path, self.requested.name, STOP_SIGNALS[self.requested])
@@ -96,13 +98,17 @@ class NonFiniteGuard:
 
         named = [(f"{role}.{name}", t) for role, module in trainer.models.items()
                  for name, t in (*module.named_parameters(), *module.named_buffers()) if t.is_floating_point()]
+        # Optimiser state too: Adam's second moment can overflow while the weights still look fine.
+        named += [(f"optimizer state {phase.name}.{key}", t) for phase in trainer.phases
+                  for state in phase.optimizer.state.values() for key, t in state.items()
+                  if isinstance(t, torch.Tensor) and t.is_floating_point()]
         if not named:
             return
         finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
         bad = [name for (name, _), ok in zip(named, finite) if not ok]
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            self._stop(trainer, f"weights {bad[0]}{more} are not finite")
+            self._stop(trainer, f"{'' if bad[0].startswith('optimizer') else 'weights '}{bad[0]}{more} are not finite")
 
     def _stop(self, trainer: Any, what: str) -> None:
         kept = (f"the last good checkpoint (step {trainer.saved_step}) is kept" if trainer.saved_step is not None
@@ -147,8 +153,14 @@ class JsonlLog:
     """metrics.jsonl: one JSON object per log line."""
 
     def on_log(self, run: Any, record: dict[str, Any]) -> None:
-        with open(run.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        path = run.run_dir / "metrics.jsonl"
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as error:
+            from .checkpoint import os_reason
+
+            raise WriteError(f"could not write {path}: {os_reason(error)}; the previous checkpoint is kept") from None
 
 
 class Progress:

@@ -49,10 +49,20 @@ class Settings:
             self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
         if self.epochs is not None and self.steps is not None:
             raise UserError("give --epochs or --steps, not both")
-        for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every", "keep"):
+        for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every", "keep",
+                     "seed"):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UserError(f"--{name.replace('_', '-')} must be an integer, got {value!r}")
+            least = {"batch_size": 2, "seed": 0}.get(name, 1)  # a batch of one has nothing to normalise over
+            if value is not None and value < least:
+                raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
+        if self.seed >= 2**63:
+            raise UserError(f"--seed must be below 2**63, got {self.seed}")
+        for name in ("lr_scale", "lr_decay_start"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise UserError(f"--{name.replace('_', '-')} must be a number, got {value!r}")
         if self.lr_scale is not None and not self.lr_scale > 0:
             raise UserError(f"--lr-scale must be positive, got {self.lr_scale}")
         if self.lr_decay_start is not None and not 0 <= self.lr_decay_start <= 1:

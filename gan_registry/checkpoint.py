@@ -64,9 +64,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
+def os_reason(error: OSError) -> str:
+    return "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+
+
 def _write_error(path: Path, error: OSError) -> WriteError:
-    reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
-    return WriteError(f"could not write checkpoint {path}: {reason}; the previous checkpoint is kept")
+    return WriteError(f"could not write checkpoint {path}: {os_reason(error)}; the previous checkpoint is kept")
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Temporary files of writes that a kill -9 or a power cut interrupted: never a checkpoint."""
+    if folder.is_dir():
+        for leftover in (*folder.glob(".*.tmp"), *folder.glob(".*.link")):
+            leftover.unlink(missing_ok=True)
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
@@ -76,8 +86,11 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
     half of one; a failed write (a full disk) leaves the old one and raises WriteError.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _write_error(path, error) from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": FORMAT_VERSION, **payload}, f)
@@ -106,10 +119,15 @@ def _link_atomic(source: Path, target: Path) -> None:
             import shutil
 
             shutil.copyfile(source, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise _write_error(target, error) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(target.parent)
 
 

@@ -30,6 +30,9 @@ class _Group(click.Group):
             raise _fail(f"{error.format_message().rstrip('.')} (see `{where} --help`)") from None
         except PluginFailure as error:
             raise _fail(str(error), exit_code=1) from None
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping
+            click.echo("aborted at once; the last checkpoint written is kept", err=True)
+            ctx.exit(130)
         except Interrupted as stop:
             click.echo(f"{stop}; continue with `gan resume {stop.path.parent.parent}`", err=True)
             ctx.exit(stop.exit_code)
@@ -194,6 +197,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise UserError(f"--config {path}: no such file") from None
+    except OSError as error:
+        raise UserError(f"--config {path}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"--config {path}: {error}") from None
 

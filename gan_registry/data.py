@@ -17,6 +17,18 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which checkpoints and stops.
+
+    A scheduler signals every process of a job; a worker that died of it would make torch raise in the
+    main process before it could save.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _OrderSampler(torch.utils.data.Sampler):
     def __init__(self, order: torch.Tensor) -> None:
         self.order = order
@@ -64,11 +76,21 @@ class Batches:
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
             drop_last=True,
+            worker_init_fn=_ignore_stop_signals,
+            # Workers' seeds from (seed, epoch), not from the global RNG: a resumed run starts one
+            # iterator more than an uninterrupted one, and must still draw what it would have.
+            generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1),
         )
         for batch in loader:
             if isinstance(batch, (list, tuple)):
                 batch = batch[0]
             yield batch.to(self.device, non_blocking=True)
+
+    def close(self) -> None:
+        """Let go of the DataLoader's workers; the next batch starts a new loader at the same position."""
+        if self._iter is not None:
+            self._iter.close()
+            self._iter = None
 
     def next(self) -> torch.Tensor:
         """The next batch; `epoch` counts completed epochs as soon as the last batch is handed out."""

@@ -40,6 +40,7 @@ def is_export(path: Path) -> bool:
 
 def export(registry: Registry, run_dir: Path, out: Path, *, force: bool = False) -> Path:
     """Write the run's generator (weights of its last checkpoint) and its description to `out`."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     from .runs import load_networks
@@ -67,13 +68,14 @@ def export(registry: Registry, run_dir: Path, out: Path, *, force: bool = False)
         "needs": json.dumps(dataclasses.asdict(plan.spec.needs)),
     }
     tensors = {key: value.detach().cpu().contiguous() for key, value in networks["generator"].state_dict().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(tmp), metadata=metadata)
         os.replace(tmp, out)
-    except OSError as error:
-        raise UserError(f"could not write {out}: {error.strerror or error}") from None
+    except (OSError, SafetensorError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else " ".join(str(error).split())
+        raise UserError(f"could not write {out}: {reason}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return out
@@ -126,6 +128,12 @@ def load(registry: Registry, path: Path) -> ExportedGenerator:
                                                 f"objective '{objective.name}'")
             with blame(objective, "building the objective"):
                 prior = latent_sampler(objective.factory(objective_params))
+        if not (isinstance(record, dict) and isinstance(record.get("name"), str) and isinstance(record.get("params"), dict)):
+            raise ValueError("the generator record needs a name and params")
+        if value_range is not None and not (isinstance(value_range, list) and len(value_range) == 2):
+            raise ValueError(f"value_range {value_range!r} is not [low, high]")
+        if latent_dim < 1 or not all(isinstance(d, int) and d > 0 for d in sample_shape):
+            raise ValueError("latent_dim and sample_shape must be positive integers")
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"{path}: its metadata is incomplete or damaged ({type(error).__name__}: {error})") from None
     component = _component(registry, "generator", record, path)

@@ -55,7 +55,10 @@ def sample(registry: Registry, source: Path, n: int, seed: int, out: Path) -> Pa
     out = Path(out)
     if out.is_dir():
         raise UserError(f"-o {out} is a folder; give a file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"-o {out}: cannot make its folder ({error.strerror or error})") from None
     if suffix == ".png":
         render.save(samples, out, value_range)
     elif suffix == ".pt":

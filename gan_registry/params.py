@@ -67,10 +67,19 @@ def convert(value: Any, tp: Any) -> Any:
     if tp is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError("expected an integer")
+        if not isinstance(value, str):
+            return int(value)
         try:
-            return int(value) if not isinstance(value, str) else int(value, 0)
+            return int(value, 0)
+        except ValueError:
+            pass
+        try:  # numbers as written: 1e3, 2.0
+            number = float(value)
         except ValueError:
             raise ValueError("expected an integer") from None
+        if not number.is_integer():
+            raise ValueError("expected an integer")
+        return int(number)
     if tp is float:
         if isinstance(value, bool):
             raise ValueError("expected a number")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import shutil
 import sys
@@ -36,6 +37,9 @@ def check_new_run_dir(run_dir: Path) -> None:
         raise UserError(f"{run_dir} already holds a run; continue it with `gan resume {run_dir}` or pick another --out")
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir} is a file; give a folder for the run")
+    blocking = next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"--out {run_dir}: {blocking} is a file, so no folder can be made there")
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise UserError(f"--out {run_dir} is not empty; give a new or empty folder for the run")
 
@@ -51,7 +55,14 @@ def write_config(run_dir: Path, plan: Plan) -> None:
         "latent_dim": plan.latent_dim,
         "versions": {"gan-registry": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
-    (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    path = run_dir / CONFIG_NAME
+    tmp = path.with_name(f".{CONFIG_NAME}.tmp")
+    try:
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"could not write {path}: {error.strerror or error}") from None
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -135,7 +146,10 @@ def begin(plan: Plan, run_dir: Path, progress: bool):
     check_new_run_dir(run_dir)
     seed_everything(settings.seed)
     trainer = Trainer(plan, run_dir, device, progress=progress)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {run_dir}: cannot make the run folder ({error.strerror or error})") from None
     write_config(run_dir, plan)
     print(f"run directory: {run_dir}", flush=True)
     if plan.suggested:

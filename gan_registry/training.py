@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 import random
 import sys
@@ -96,6 +97,8 @@ class Trainer:
         self.lr_multiplier: float | None = None  # of the objective's rates, when --lr-scale/--lr-decay-start apply
         self.callbacks = plan.build_callbacks() if callbacks is None else list(callbacks)
         self.total_steps: int | None = None
+        self._max_steps: int | None = None
+        self._max_epochs: int | None = None
         self._reset_log()
 
     # -- state --------------------------------------------------------------------------
@@ -193,10 +196,14 @@ class Trainer:
             samples = generator(self.fixed_noise).float().cpu()
         generator.train(was_training)
         path = self.run_dir / "samples" / f"{tag}.png"
+        tmp = path.with_name(f".{path.stem}.tmp.png")  # a grid appears whole or not at all
         try:
-            render.save(samples, path, self.plan.data.value_range)
+            render.save(samples, tmp, self.plan.data.value_range)
+            os.replace(tmp, path)
         except OSError as error:
-            raise WriteError(f"could not write samples {path}: {error.strerror or error}") from None
+            tmp.unlink(missing_ok=True)
+            raise WriteError(f"could not write samples {path}: {checkpoint.os_reason(error)}; the previous"
+                             " checkpoint is kept") from None
         return path
 
     # -- logging: values accumulate on the device and are read once per log line ------------
@@ -208,6 +215,11 @@ class Trainer:
     def pending_values(self) -> dict[str, torch.Tensor]:
         """Mean of each logged value since the last log line, still on the device."""
         return {key: value / self._counts[key] for key, value in self._sums.items()}
+
+    @property
+    def finished(self) -> bool:
+        """The step just trained was the run's last."""
+        return self._done(self._max_steps, self._max_epochs)
 
     @property
     def epoch(self) -> int:
@@ -239,6 +251,8 @@ class Trainer:
         s = self.plan.settings
         self.models.train()
         total = self.total_steps = self._estimate_total(max_steps, max_epochs)
+        self._max_steps, self._max_epochs = max_steps, max_epochs
+        checkpoint.remove_leftovers(self.checkpoint_path.parent)
         self._reset_log()
         self._call("on_train_start")
         try:
@@ -256,4 +270,5 @@ class Trainer:
         finally:
             for parameter in self.models.parameters():
                 parameter.requires_grad_(True)
+            self.batches.close()
             self._call("teardown")

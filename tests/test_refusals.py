@@ -38,7 +38,10 @@ REFUSED = [
     ("flag value of the wrong type", ["run", *MLP, "--steps", "many"], "'many' is not a valid integer"),
     ("zero epochs", ["run", *MLP, "--epochs", "0"], "--epochs must be at least 1, got 0"),
     ("negative steps", ["run", *MLP, "--steps", "-5"], "--steps must be at least 1, got -5"),
-    ("zero batch size", ["run", *MLP, "--batch-size", "0"], "--batch-size must be at least 1"),
+    ("batch size below 2", ["run", *MLP, "--batch-size", "1"], "--batch-size must be at least 2"),
+    ("seed that is not an integer", ["run", "--config", "{tmp}/seed.toml"], "--seed must be an integer"),
+    ("config path that is a folder", ["run", *MLP, "--config", "{tmp}/empty"], "--config"),
+    ("--out inside a file", ["run", *FAST, "--steps", "1", "--out", "{tmp}/notes.txt/run"], "is a file, so no folder"),
     ("zero checkpoints kept", ["run", *MLP, "--keep", "0"], "--keep must be at least 1"),
     ("negative learning-rate scale", ["run", *MLP, "--lr-scale", "-1"], "--lr-scale must be positive"),
     ("decay start outside 0..1", ["run", *MLP, "--lr-decay-start", "2"], "a fraction of the run, from 0 to 1"),
@@ -137,14 +140,16 @@ def world(tmp_path_factory) -> dict[str, str]:
     for name in ("a.png", "b.jpg"):
         _damage(tmp / "broken-images" / name, "text")
     (tmp / "typo.toml").write_text('arch = "mlp"\nobjective = "gan"\nepoch = 3\n')
+    (tmp / "seed.toml").write_text('arch = "mlp"\nobjective = "gan"\nseed = 1.5\n')
     (tmp / "model.safetensors").write_bytes(b"precious")
     (tmp / "garbage.safetensors").write_bytes(struct.pack("<Q", 10**12) + b"{}")
     return {key: str(value) for key, value in places.items()}
 
 
 def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    """Every file's hash and every folder, so a refusal that made an empty folder shows too."""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "folder"
+            for p in sorted(root.rglob("*"))}
 
 
 def test_the_table_has_enough_cases():

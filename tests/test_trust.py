@@ -275,3 +275,48 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert sorted(p.name for p in last.parent.iterdir()) == ["last.pt"], "no temporary file is left behind"
     with pytest.raises(WriteError, match="no space left on device"):
         checkpoint.save_atomic({"step": 1}, tmp_path / "x.pt")
+
+
+def _image_folder(folder: Path, n: int = 48) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", (10, 10), (i * 5, 200 - i * 3, 90)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+STREAMED = ["--arch", "mlp", "--objective", "gan", "--dataset", "folder", "--image-size", "8", "--batch-size", "8",
+            "-p", "dataset.in_memory=never", "-p", "arch.hidden=32"]
+
+
+def test_sigterm_to_the_whole_job_with_dataloader_workers(tmp_path):
+    """Schedulers signal every process of a job: the workers must leave the stop to the main process."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "gan_registry", "run", *STREAMED, "--data-dir",
+                             str(_image_folder(tmp_path / "images")), "--steps", "1000000", "--log-every", "5",
+                             "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and len(_logged(out)) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert checkpoint.load(out / "checkpoints" / "last.pt")["step"] == _logged(out)[-1] >= 10
+
+
+def test_streamed_data_resumes_bit_exact_mid_epoch(tmp_path):
+    """DataLoader workers take their seeds from (seed, epoch), not from the training RNG a resume restores."""
+    from gan_registry import Run
+
+    images = _image_folder(tmp_path / "images")
+    settings = dict(dataset="folder", data_dir=str(images), image_size=8, batch_size=8, device="cpu",
+                    params={"dataset": {"in_memory": "never"}, "arch": {"hidden": 32}})
+    straight = Run.new("mlp", "gan", out=tmp_path / "straight", steps=15, **settings).train()
+    Run.new("mlp", "gan", out=tmp_path / "split", steps=8, **settings).train()  # 6 batches an epoch: mid-epoch
+    split = Run.open(tmp_path / "split").train(steps=15)
+    a, b = straight.checkpoint(), split.checkpoint()
+    assert all(torch.equal(a["models"][k], b["models"][k]) for k in a["models"])
+    assert a["data"] == b["data"] and torch.equal(a["rng"]["torch"], b["rng"]["torch"])

@@ -10,21 +10,14 @@ import torch
 from torch import nn
 
 
-def _batchnorm1d(width: int) -> nn.BatchNorm1d:
-    # Keyword arguments on purpose: the positional second argument of BatchNorm is eps, and
-    # GAN code often writes BatchNorm1d(c, 0.8) meaning momentum while setting eps=0.8.
-    return nn.BatchNorm1d(width, eps=1e-5, momentum=0.1)
+from gan_registry import layers
 
 
-def _to_range(x: torch.Tensor, value_range) -> torch.Tensor:
-    """Tanh scaled to the data's range; unbounded data (value_range None) keeps a linear output."""
-    if value_range is None:
-        return x
-    lo, hi = value_range
-    x = torch.tanh(x)
-    if (lo, hi) != (-1.0, 1.0):
-        x = lo + (x + 1) * (hi - lo) / 2
-    return x
+def _batchnorm1d(width: int) -> nn.Module:
+    return layers.norm("batch", width, maps=False)
+
+
+_to_range = layers.to_range
 
 
 class _Encoder(nn.Module):

@@ -4,13 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Per-sample choices (instance, layer, none) keep each sample's logit independent of its batch.
-NORMS = {
-    "batch": nn.BatchNorm2d,
-    "instance": lambda c: nn.InstanceNorm2d(c, affine=True),
-    "layer": lambda c: nn.GroupNorm(1, c),  # normalises (C, H, W) of each sample: layer norm for conv maps
-    "none": lambda c: nn.Identity(),
-}
+from gan_registry import layers
 
 
 class LeNetDiscriminator(nn.Module):
@@ -22,8 +16,8 @@ class LeNetDiscriminator(nn.Module):
         h1, h2 = hidden
         act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
         self.features = nn.Sequential(
-            nn.Conv2d(channels, c1, 5), NORMS[norm](c1), act(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 5), NORMS[norm](c2), act(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, c1, 5), layers.norm(norm, c1, maps=True), act(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5), layers.norm(norm, c2, maps=True), act(), nn.MaxPool2d(2),
         )
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(c2 * 5 * 5, h1), act(), nn.Linear(h1, h2), act(), nn.Linear(h2, 1),
@@ -53,8 +47,4 @@ class ConvTGenerator(nn.Module):
         self.value_range = value_range
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.net(z)
-        if self.value_range is not None:  # Tanh stretched over the data's range; None: linear output
-            lo, hi = self.value_range
-            x = torch.tanh(x) * ((hi - lo) / 2) + (hi + lo) / 2
-        return x
+        return layers.to_range(self.net(z), self.value_range)

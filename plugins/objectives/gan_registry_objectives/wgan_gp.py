@@ -75,5 +75,10 @@ class WGANGPObjective(WGANObjective):
 def register_objectives(register):
     register(Objective(name="wgan-gp", summary="WGAN with gradient penalty: lambda 10, 5 critic steps, Adam 1e-4 (0, 0.9)",
                        params=WGANGPParams, factory=WGANGPObjective,
-                       # The penalty is per sample: BatchNorm would make D(x_i) depend on the whole batch.
-                       needs=Needs(discriminator_batchnorm=False)))
+                       needs=needs))
+
+
+def needs(params: WGANGPParams) -> Needs:
+    # The penalty is per sample: BatchNorm would make D(x_i) depend on the whole batch. Without the
+    # penalty (gp_weight=0) nothing forbids it.
+    return Needs(discriminator_batchnorm=params.gp_weight == 0)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from gan_registry import Batch as StepBatch
+from gan_registry import IncompatibleError
 from gan_registry_objectives import hinge, lsgan, wgan, wgan_gp
 
 
@@ -70,3 +71,13 @@ def test_phases_follow_the_parameters(objective, optimizer, repeats, lr, betas):
         assert tuple(group["betas"]) == betas
     assert {id(p) for p in group["params"]} == {id(p) for p in nets.discriminator.parameters()}
     assert {id(p) for p in g_phase.optimizer.param_groups[0]["params"]} == {id(p) for p in nets.generator.parameters()}
+
+
+def test_needs_follow_the_penalty_weight():
+    from gan_registry.testing import build
+
+    with pytest.raises(IncompatibleError, match="per sample"):
+        build(arch="dcgan", objective="wgan-gp", image_size=16, params={"discriminator": {"norm": "batch"}})
+    built = build(arch="dcgan", objective="wgan-gp", image_size=16,
+                  params={"discriminator": {"norm": "batch"}, "objective": {"gp_weight": 0}})
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in built.networks["discriminator"].modules())

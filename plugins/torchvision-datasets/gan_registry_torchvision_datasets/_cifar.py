@@ -22,10 +22,10 @@ _MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 
 
 def _dtype(spec: Any, *args: Any) -> np.dtype:
-    dtype = np.dtype(spec, *args)
-    if dtype.hasobject:
-        raise pickle.UnpicklingError("an array of Python objects")
-    return dtype
+    # Only plain numbers: a pickle's BUILD step could otherwise turn the dtype into one holding objects.
+    if not (isinstance(spec, str) and np.dtype(spec).kind in "biuf"):
+        raise pickle.UnpicklingError(f"a dtype {spec!r}, which is not a plain number type")
+    return np.dtype(spec)
 
 
 class _BatchUnpickler(pickle.Unpickler):

@@ -71,6 +71,10 @@ class _Layout:
         """The split from files already in place, as an object with torchvision's `.data`."""
         return cls(root, train=train, download=False)
 
+    def fetch(self, cls: Any, root: str) -> None:
+        """Download and unpack the release's files into `root` (torchvision checks their MD5s)."""
+        cls(root, train=True, download=True)
+
     def images(self, data: Any):
         """torchvision's `.data` as a uint8 tensor (N, C, H, W)."""
         raise NotImplementedError
@@ -169,6 +173,12 @@ class _CifarLayout(_Layout):
     def urls(self, cls: Any) -> list[str]:
         return [cls.url]
 
+    def fetch(self, cls: Any, root: str) -> None:
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        # The archive alone, MD5-checked: CIFAR10(download=True) would also unpickle the batches.
+        download_and_extract_archive(cls.url, root, filename=cls.filename, md5=cls.tgz_md5)
+
     def open(self, cls: Any, root: str, train: bool, params: Params) -> Any:
         # Never torchvision's reader: it unpickles the batches, and a crafted one runs code.
         from torchvision.datasets.utils import check_integrity
@@ -221,7 +231,7 @@ class TorchvisionImages:
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torchvision opens its URLs without a timeout
         try:
-            return cls(root, train=train, download=True)
+            self.files.fetch(cls, root)
         finally:
             socket.setdefaulttimeout(previous)
 
@@ -247,7 +257,7 @@ class TorchvisionImages:
         if not params.download:
             raise UserError(f"{self.name}: {problem}; {hint}, or run with -p dataset.download=true and network access")
         try:
-            self._download(base, root, train)  # torchvision checks the archive's MD5 before unpacking it
+            self._download(base, root, train)
             return self.files.open(base, root, train, params)
         except Exception as error:  # no network, a mirror down, a checksum mismatch
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]

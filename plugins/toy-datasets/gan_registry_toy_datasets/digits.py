@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gan_registry import Dataset, DataSource, hookimpl
+from gan_registry import DataSource, Dataset, IncompatibleError, hookimpl
 
 HELDOUT_EVERY = 10  # every tenth digit is held out for evaluation
 
@@ -43,7 +43,7 @@ def _split(size: int, heldout: bool, holdout: bool):
 def build(params: DigitsParams, context) -> DataSource:
     size = context.image_size or params.size
     if size < 8:
-        raise ValueError(f"digits need an image size of at least 8, got {size}")
+        raise IncompatibleError(f"digits need an image size of at least 8, got {size}")
     return DataSource(
         sample_shape=(1, size, size),
         value_range=(-1.0, 1.0),

@@ -1,0 +1,73 @@
+"""Building blocks the built-in architectures share, for any architecture plugin to use.
+
+Import it where networks are built (it imports torch): `from gan_registry import layers` inside a factory
+or a module of networks.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+NORMS = ("batch", "instance", "layer", "none")
+"""Names `norm` takes. Per-sample ones (instance, layer, none) keep each sample's score independent of its
+batch, which per-sample penalties (WGAN-GP, R1) need: see `gan_registry.resolve_norm`."""
+
+
+def norm(kind: str, channels: int, *, maps: bool) -> nn.Module:
+    """A normalisation layer by name, for feature vectors (`maps=False`) or (C, H, W) feature maps (`maps=True`).
+
+    "layer" on maps normalises each sample's (C, H, W) with a per-channel scale and shift (GroupNorm with
+    one group), so it does not depend on the map's size.
+    """
+    if kind == "batch":
+        # Keyword arguments on purpose: BatchNorm's second positional argument is eps, and GAN code
+        # often writes BatchNorm1d(c, 0.8) meaning momentum.
+        return (nn.BatchNorm2d if maps else nn.BatchNorm1d)(channels, eps=1e-5, momentum=0.1)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels) if maps else nn.LayerNorm(channels)
+    if kind == "instance":
+        if not maps:
+            raise ValueError("instance norm normalises feature maps; use layer for vectors")
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r} (one of {', '.join(NORMS)})")
+
+
+def to_range(x: torch.Tensor, value_range: tuple[float, float] | None) -> torch.Tensor:
+    """A generator's output activation: Tanh stretched over the data's range, or linear for unbounded data."""
+    if value_range is None:
+        return x
+    lo, hi = value_range
+    x = torch.tanh(x)
+    if (lo, hi) != (-1.0, 1.0):
+        x = lo + (x + 1) * (hi - lo) / 2
+    return x
+
+
+def init_dcgan(module: nn.Module, std: float = 0.02) -> None:
+    """DCGAN's init (Radford et al. 2015): conv and linear weights N(0, std), norm scales N(1, std), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+
+
+def spectral_norm(module: nn.Module, kinds: Iterable[type] = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every layer of `kinds` in `module`, in place.
+
+    Uses torch's parametrisation, whose power-iteration vectors are buffers: they are in the state dict,
+    so checkpoints and resume carry them.
+    """
+    from torch.nn.utils.parametrizations import spectral_norm as parametrize
+
+    for m in list(module.modules()):
+        if isinstance(m, tuple(kinds)) and not hasattr(m, "parametrizations"):
+            parametrize(m)
+    return module
