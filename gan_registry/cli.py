@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from . import _console
+from .scaffold import new_plugin_command
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
 def _kind_words() -> list[str]:
@@ -47,15 +49,8 @@ def _fail(message: str, exit_code: int = 2) -> click.ClickException:
     return error
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    click.echo(f"warning: {message}", err=True)
-
-
 def _registry():
-    from .plugins import load_registry
-
-    warnings.showwarning = _show_warning
-    return load_registry()
+    return _console.registry()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -363,7 +358,6 @@ def eval_command(run_dir: Path, metrics: tuple[str, ...], count: int, seed: int,
         click.echo(f"skipped {name}: {reason}")
 
 
-from .scaffold import new_plugin_command  # noqa: E402
 cli.add_command(new_plugin_command)
 
 

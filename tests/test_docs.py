@@ -124,3 +124,12 @@ def test_testing_helpers_are_documented_in_their_docstrings():
     for name in ("isolated_registry", "run_gan", "train_briefly"):
         assert inspect.getdoc(getattr(testing, name))
     assert testing.toy_plugin.__doc__
+
+
+def test_readme_lists_every_builtin_distribution():
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    for pyproject in sorted(ROOT.glob("plugins/*/pyproject.toml")):
+        name = tomllib.loads(pyproject.read_text())["project"]["name"]
+        assert f"| `{name}` |" in readme, f"README.md's plugin table lacks {name}"

@@ -24,14 +24,15 @@ from mkdocs.structure.files import File
 log = logging.getLogger("mkdocs.hooks.plugin_pages")
 
 SECTION = "Built-in plugins"
-KIND_ORDER = ("architecture", "generator", "discriminator", "encoder", "objective", "dataset", "metric")
-PARAM_GROUP = {
-    "generator": "generator (or arch)",
-    "discriminator": "discriminator (or arch)",
-    "encoder": "encoder (or arch)",
-    "objective": "objective",
-    "dataset": "dataset",
-}
+def _kinds():
+    from gan_registry import KINDS
+
+    return KINDS
+
+
+KIND_ORDER = tuple(k.name for k in _kinds())
+PARAM_GROUP = {k.name: f"{k.flag} (or arch)" if k.hook == "register_architectures" and k.name != "architecture"
+               else k.flag for k in _kinds() if k.name != "architecture"}
 
 
 @dataclass
