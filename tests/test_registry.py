@@ -277,3 +277,10 @@ def test_registering_something_that_is_not_a_component_breaks_only_that_plugin(r
         registry = isolated_registry(_plugin("wrong", lambda register: register(registered)),
                                      _plugin("fine", _toy_arch))
     assert {p.name: p.status for p in registry.plugins} == {"wrong": "broken", "fine": "ok"}
+
+
+def test_debug_shows_the_plugins_traceback(fake_distributions, tmp_path):
+    args = ["--debug", "run", "--arch", "mlp", "--objective", "gan", "--dataset", "exploding", "--out", tmp_path / "r"]
+    result = run_gan(*args, env=fake_distributions)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and 'RuntimeError: the plugin\'s own bug' in result.stderr

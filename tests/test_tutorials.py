@@ -22,6 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "docs" / "tutorials"
+PRIVATE_IMPORT = re.compile(r"(from|import) gan_registry\.(_\w+|training|runs|plugins|checkpoint|cli|data|generate|render)\b")
 FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 TITLE = re.compile(r'title="(?P<title>[^"]+)"')
 
@@ -181,6 +182,20 @@ def test_tutorial_plugin_is_discovered_and_trains(page, workspace):
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / "checkpoints" / "last.pt").exists()
     assert "warning" not in result.stderr
+
+    # the same plugin from the Python API, and only public names in the tutorial's code
+    assert not PRIVATE_IMPORT.search(source), PRIVATE_IMPORT.search(source)[0]
+    flags = dict(zip(spec["run"][0::2], spec["run"][1::2]))
+    params: dict[str, dict[str, str]] = {}
+    for key, value in (v.split("=", 1) for k, v in zip(spec["run"][0::2], spec["run"][1::2]) if k == "-p"):
+        group, name = key.split(".", 1)
+        params.setdefault(group, {})[name] = value
+    script = (f"import gan_registry as gr\nrun = gr.Run.new(arch={flags['--arch']!r}, objective={flags['--objective']!r},"
+              f" dataset={flags['--dataset']!r}, params={params!r}, steps=3, batch_size=32, out='api-run').train()\n"
+              "print('api step', run.step)\n")
+    api = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "PYTHONPATH": str(site)})
+    assert api.returncode == 0 and "api step 3" in api.stdout, api.stderr
 
     if "eval" in spec:
         evaluated = gan("eval", str(out), "--metric", spec["eval"], site=site, cwd=work)
