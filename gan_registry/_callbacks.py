@@ -194,19 +194,19 @@ class Progress:
             self.bar = None
 
 
+# The order keeps what a run leaves consistent: check values before anything is written, write the log
+# line, then the grid, then the checkpoint of that grid, and stop on a signal last.
+BUILTIN = (
+    ("non-finite-guard", 10, NonFiniteGuard, "stop a run whose losses or weights turn NaN or infinite"),
+    ("jsonl-log", 20, JsonlLog, "metrics.jsonl: step, epoch, losses and images/s per log line"),
+    ("progress", 30, Progress, "a progress bar on a terminal, log lines on stderr elsewhere"),
+    ("sample-grids", 40, SampleGrids, "grids of a fixed noise batch each epoch (or --sample-every)"),
+    ("checkpoints", 50, Checkpoints, "checkpoints/last.pt with each grid and at the end"),
+    ("stop-signals", 90, StopSignals, "SIGINT/SIGTERM: checkpoint the step reached and stop"),
+)
+
+
 @hookimpl
 def register_callbacks(register):
-    # The order keeps what a run leaves consistent: check values before anything is written, write the
-    # log line, then the grid, then the checkpoint of that grid, and stop on a signal last.
-    register(Callback(name="non-finite-guard", summary="stop a run whose losses or weights turn NaN or infinite",
-                      factory=lambda params: NonFiniteGuard(), always=True, order=10))
-    register(Callback(name="jsonl-log", summary="metrics.jsonl: step, epoch, losses and images/s per log line",
-                      factory=lambda params: JsonlLog(), always=True, order=20))
-    register(Callback(name="progress", summary="a progress bar on a terminal, log lines on stderr elsewhere",
-                      factory=lambda params: Progress(), always=True, order=30))
-    register(Callback(name="sample-grids", summary="grids of a fixed noise batch each epoch (or --sample-every)",
-                      factory=lambda params: SampleGrids(), always=True, order=40))
-    register(Callback(name="checkpoints", summary="checkpoints/last.pt with each grid and at the end",
-                      factory=lambda params: Checkpoints(), always=True, order=50))
-    register(Callback(name="stop-signals", summary="SIGINT/SIGTERM: checkpoint the step reached and stop",
-                      factory=lambda params: StopSignals(), always=True, order=90))
+    for name, order, cls, summary in BUILTIN:
+        register(Callback(name=name, summary=summary, factory=lambda params, cls=cls: cls(), always=True, order=order))

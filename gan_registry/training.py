@@ -169,18 +169,18 @@ class Trainer:
                 real = self.batches.next() if phase.uses_real else None
                 used += 0 if real is None else real.shape[0]
                 batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior)
-                with blame(self.plan.objective, f"computing the loss of phase '{phase.name}'"):
+                with blame(self.plan.objective, f"training phase '{phase.name}'"):
                     loss, extras = _unpack(phase.loss(self.models, batch))
-                if loss.ndim != 0:  # shape metadata: no device sync
-                    raise PluginFailure(
-                        f"objective '{self.plan.objective.name}' from {self.plan.objective.origin} broke its contract:"
-                        f" phase '{phase.name}' returned a loss of shape {tuple(loss.shape)}, not a scalar"
-                        " (reduce it, e.g. with .mean())")
-                phase.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                phase.optimizer.step()
-                if phase.after_step is not None:
-                    phase.after_step(self.models)
+                    if loss.ndim != 0:  # shape metadata: no device sync
+                        raise PluginFailure(
+                            f"objective '{self.plan.objective.name}' from {self.plan.objective.origin} broke its"
+                            f" contract: phase '{phase.name}' returned a loss of shape {tuple(loss.shape)}, not a"
+                            " scalar (reduce it, e.g. with .mean())")
+                    phase.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    phase.optimizer.step()
+                    if phase.after_step is not None:
+                        phase.after_step(self.models)
                 # Accumulate on the device: reading values forces a sync, so that waits for the log.
                 for key, value in ((f"loss/{phase.name}", loss), *extras.items()):
                     value = value.detach().float()

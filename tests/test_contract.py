@@ -63,3 +63,17 @@ def test_checking_a_plan_leaves_the_callers_random_state_alone():
     torch.manual_seed(123)
     Run.new(**TOY, objective="toy", registry=isolated_registry(toy_plugin), steps=1)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_builtin_plugins_import_only_the_public_api():
+    """Plugin code and plugin tests under plugins/ are written as a third party would write them."""
+    import re
+    from pathlib import Path
+
+    internal = re.compile(r"(from|import) gan_registry\.(_\w+|training|runs|plugins|checkpoint|cli|data|generate|render)"
+                          r"\b|from gan_registry import (.*, *)?(_\w+|training|runs|plugins|checkpoint|cli|data|generate"
+                          r"|render)\b")
+    root = Path(__file__).resolve().parents[1] / "plugins"
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}" for path in sorted(root.rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1) if internal.search(line)]
+    assert not found, "internal imports under plugins/:\n" + "\n".join(found)

@@ -196,3 +196,7 @@ def test_docs_troubleshooting_shows_both_tables():
     page = (ROOT / "docs" / "troubleshooting.md").read_text()
     for description, *_ in [*REFUSED, *TOLERATED]:
         assert f"| {description} |" in page, f"docs/troubleshooting.md lacks the row '{description}'"
+    rows = {line.split(" | ")[0][2:]: line for line in page.splitlines() if line.startswith("| ")}
+    for description, _args, fragment in REFUSED:  # the page shows the real message (paths shortened)
+        message = rows[description].split(" | ", 2)[2].replace("\\|", "|")
+        assert fragment[:40] in message, f"docs/troubleshooting.md row '{description}' shows {message!r}"

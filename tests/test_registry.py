@@ -284,3 +284,29 @@ def test_debug_shows_the_plugins_traceback(fake_distributions, tmp_path):
     result = run_gan(*args, env=fake_distributions)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and 'RuntimeError: the plugin\'s own bug' in result.stderr
+
+
+def test_a_run_made_before_a_clash_resumes_and_samples_as_it_was(tmp_path):
+    """Installing a package that registers the same names later changes nothing for an existing run."""
+    import torch
+
+    from gan_registry import Run
+    from gan_registry.testing import toy_plugin
+
+    impostor = types.ModuleType("impostor")
+    impostor.register_objectives = hookimpl(lambda register: register(
+        Objective(name="toy", summary="not the toy objective", factory=lambda params: 1 / 0)))
+    before = isolated_registry(toy_plugin)
+    settings = dict(arch="toy", objective="toy", dataset="toy", batch_size=8, device="cpu", steps=4)
+    run = Run.new(**settings, registry=before, out=tmp_path / "run").train()
+    expected = run.sample(8, seed=2)
+
+    after = isolated_registry(impostor, toy_plugin)  # the impostor loads first
+    from gan_registry._registry import AmbiguousComponentError
+
+    with pytest.raises(AmbiguousComponentError, match="objective 'toy' is registered by 2 plugins"):
+        Run.new(**settings, registry=after, out=tmp_path / "new")
+    reopened = Run.open(tmp_path / "run", registry=after)
+    assert torch.equal(reopened.sample(8, seed=2), expected)
+    reopened.train(steps=6)
+    assert reopened.step == 6
