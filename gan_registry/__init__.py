@@ -27,7 +27,16 @@ from ._components import (
 )
 from ._registry import PluginInfo, Registry, qualified_name
 from .api import Run, load_plugins
-from .errors import IncompatibleError, UserError
+from .errors import (
+    CheckpointError,
+    Diverged,
+    IncompatibleError,
+    Interrupted,
+    PluginFailure,
+    RunStopped,
+    UserError,
+    WriteError,
+)
 from .hookspecs import hookimpl
 from .protocols import (
     CallbackProtocol,
@@ -56,7 +65,13 @@ __all__ = [
     "EncoderProtocol",
     "Generator",
     "GeneratorProtocol",
+    "CheckpointError",
+    "Diverged",
     "IncompatibleError",
+    "Interrupted",
+    "PluginFailure",
+    "RunStopped",
+    "WriteError",
     "Kind",
     "LatentPrior",
     "Metric",

@@ -67,6 +67,9 @@ class Settings:
             raise UserError(f"--lr-scale must be positive, got {self.lr_scale}")
         if self.lr_decay_start is not None and not 0 <= self.lr_decay_start <= 1:
             raise UserError(f"--lr-decay-start is a fraction of the run, from 0 to 1; got {self.lr_decay_start}")
+        if not (isinstance(self.callbacks, (list, tuple)) and all(isinstance(c, str) for c in self.callbacks)):
+            raise UserError(f"callbacks must be a list of callback names, got {self.callbacks!r}")
+        self.callbacks = list(self.callbacks)
         unknown = set(self.params) - set(PARAM_SLOTS)
         if unknown:
             raise ParameterError(
@@ -153,7 +156,8 @@ class Plan:
             networks = torch.nn.ModuleDict(self.build_networks("cpu")).eval()
             objective = self.build_objective()
             with blame(self.objective, "making its training phases"):
-                objective.phases(networks)
+                phases = objective.phases(networks)
+            check_phases(self.objective, phases)
             with blame(self.objective, "drawing latent codes"):
                 z = latent_sampler(objective)(2, self.latent_dim, "cpu")
             with torch.no_grad():
@@ -165,6 +169,7 @@ class Plan:
         generator, discriminator = self.pieces["generator"], self.pieces["discriminator"]
         with blame(generator, "generating two samples"):
             samples = networks["generator"](z)
+        _require_tensor(generator, samples, "samples")
         expected = (2, *self.spec.sample_shape)
         if tuple(samples.shape) != expected:
             raise PluginFailure(f"generator '{generator.name}' from {generator.origin} broke its contract: it made "
@@ -179,6 +184,7 @@ class Plan:
         judged = z if self.spec.needs.discriminator_input == "latent" else samples
         with blame(discriminator, "scoring two samples"):
             scores = networks["discriminator"](judged)
+        _require_tensor(discriminator, scores, "scores")
         if tuple(scores.shape) not in ((2,), (2, 1)):
             raise PluginFailure(f"discriminator '{discriminator.name}' from {discriminator.origin} broke its "
                                 f"contract: it scored 2 inputs with shape {tuple(scores.shape)}; (2,) or (2, 1)"
@@ -193,6 +199,26 @@ class Plan:
         load = self.data.load_heldout if heldout and self.data.load_heldout else self.data.load
         with blame(self.dataset, "loading its data"):
             return load()
+
+
+def _require_tensor(component: Any, value: Any, what: str) -> None:
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise PluginFailure(f"{component.kind} '{component.name}' from {component.origin} broke its contract: it"
+                            f" returned {type(value).__name__} for its {what}, not a tensor")
+
+
+def check_phases(objective: Any, phases: Any) -> None:
+    """An objective's phases: a non-empty list of Phase with distinct names."""
+    from ._components import Phase
+
+    where = f"objective '{objective.name}' from {objective.origin} broke its contract:"
+    if not isinstance(phases, (list, tuple)) or not phases or not all(isinstance(p, Phase) for p in phases):
+        raise PluginFailure(f"{where} phases() must return a non-empty list of gan_registry.Phase, got {phases!r:.80}")
+    names = [p.name for p in phases]
+    if len(set(names)) != len(names):
+        raise PluginFailure(f"{where} its phases need distinct names, got {names}")
 
 
 def _split_arch_params(values: dict[str, Any], pieces: dict[str, Any], arch_name: str) -> dict[str, dict]:
@@ -268,7 +294,8 @@ DEFAULT_BATCH_SIZE = 64
 DEFAULT_EPOCHS = 100
 
 
-def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool = True) -> Plan:
+def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool = True,
+              for_training: bool = True) -> Plan:
     """Check the chosen components fit; settings come back complete (suggestions and defaults filled in).
 
     A run's settings are fixed when it starts: rebuilding it (resume, sample, eval) takes no suggestions.
@@ -318,7 +345,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
         data = dataset.factory(params["dataset"], context)
     latent = settings.latent_dim or arch.latent_dim
     spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs)
+    # Sampling or evaluating a run needs none of its callbacks, which may no longer be installed.
     plan = Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested,
-                _callbacks(registry, settings))
+                _callbacks(registry, settings) if for_training else [])
     plan.check()
     return plan

@@ -7,6 +7,7 @@ Load order never decides which one a run gets.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
 from ._components import KINDS, Component
@@ -42,10 +43,18 @@ class PluginInfo:
 
 
 def qualified_name(component: Component) -> str:
-    """`name@distribution` (or `name@plugin`): the name that stays unambiguous when another plugin clashes."""
+    """`name@distribution` (or `name@plugin`): the name that stays unambiguous when another plugin clashes.
+
+    `Registry.qualified` also tells apart two plugins of one distribution.
+    """
     origin = component.origin
     where = (origin.distribution or origin.plugin) if origin else None
     return f"{component.name}@{where}" if where else component.name
+
+
+def _normal(name: str | None) -> str:
+    """Distribution names compare as pip compares them: case, '-', '_' and '.' alike."""
+    return re.sub(r"[-_.]+", "-", name or "").lower()
 
 
 class AmbiguousComponentError(UserError):
@@ -74,12 +83,13 @@ class Registry:
         base, at, where = name.partition("@")
         found = self._by_kind[kind].get(base, [])
         if at:
-            chosen = [c for c in found if c.origin and where in (c.origin.distribution, c.origin.plugin)]
-            if chosen:
+            chosen = self._from(found, where)
+            if len(chosen) == 1:
                 return chosen[0]
             if found:
-                raise UnknownComponentError(
-                    f"no {kind} '{base}' from '{where}' (it is registered as {', '.join(map(qualified_name, found))})"
+                raise (AmbiguousComponentError if chosen else UnknownComponentError)(
+                    f"{'more than one' if chosen else 'no'} {kind} '{base}' from '{where}' (it is registered as"
+                    f" {', '.join(self.qualified(c) for c in found)})"
                 )
         elif len(found) == 1:
             return found[0]
@@ -87,13 +97,32 @@ class Registry:
             raise AmbiguousComponentError(
                 f"{kind} '{base}' is registered by {len(found)} plugins: "
                 f"{', '.join(str(c.origin) for c in found)}; choose one with "
-                f"{' or '.join(qualified_name(c) for c in found)}"
+                f"{' or '.join(self.qualified(c) for c in found)}"
             )
         known = sorted(self._by_kind[kind])
         close = difflib.get_close_matches(base, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         available = f" (available: {', '.join(known)})" if known else " (none installed)"
         raise UnknownComponentError(f"unknown {kind} '{name}'{hint}{available}")
+
+    @staticmethod
+    def _from(found: list[Component], where: str) -> list[Component]:
+        """Those of `found` from plugin `where` exactly, else from distribution `where`."""
+        by_plugin = [c for c in found if c.origin and c.origin.plugin == where]
+        return by_plugin or [c for c in found if c.origin and c.origin.distribution
+                             and _normal(c.origin.distribution) == _normal(where)]
+
+    def qualified(self, component: Component) -> str:
+        """The name that picks exactly this component: `name@distribution`, or `name@plugin` where one
+        distribution registers the name from two of its plugins."""
+        if not component.origin:
+            return component.name
+        group = self._by_kind[component.kind].get(component.name, [])
+        dist = component.origin.distribution
+        same_dist = [c for c in group if c.origin and dist and _normal(c.origin.distribution) == _normal(dist)]
+        if dist and len(same_dist) == 1:
+            return f"{component.name}@{dist}"
+        return f"{component.name}@{component.origin.plugin}"
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._by_kind[kind])
@@ -113,5 +142,5 @@ class Registry:
     def find(self, name: str) -> list[Component]:
         """Every component of any kind with this name (or `name@distribution`)."""
         base, at, where = name.partition("@")
-        return [c for by_name in self._by_kind.values() for c in by_name.get(base, [])
-                if not at or (c.origin and where in (c.origin.distribution, c.origin.plugin))]
+        return [c for by_name in self._by_kind.values() for c in (self._from(by_name.get(base, []), where) if at
+                                                                    else by_name.get(base, []))]

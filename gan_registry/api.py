@@ -34,6 +34,7 @@ class Run:
     def __init__(self, registry: Any, plan: Any, run_dir: Path, *, started: bool, progress: bool) -> None:
         self._registry, self._plan, self._started, self._progress = registry, plan, started, progress
         self.dir = Path(run_dir)
+        self._default_dir = False
         self._trainer: Any = None
 
     # -- making one ----------------------------------------------------------------------
@@ -69,7 +70,9 @@ class Run:
         plan = make_plan(registry, settings)
         run_dir = Path(out) if out is not None else default_run_dir(plan.settings)
         check_new_run_dir(run_dir)
-        return cls(registry, plan, run_dir, started=False, progress=progress)
+        run = cls(registry, plan, run_dir, started=False, progress=progress)
+        run._default_dir = out is None
+        return run
 
     @classmethod
     def open(cls, run_dir: str | Path, *, registry: Any = None, progress: bool = False) -> Run:
@@ -77,7 +80,7 @@ class Run:
         from .runs import plan_for_run
 
         registry = registry if registry is not None else load_plugins()
-        plan, _ = plan_for_run(registry, Path(run_dir))
+        plan, _ = plan_for_run(registry, Path(run_dir), for_training=False)  # training reopens it fully
         return cls(registry, plan, Path(run_dir), started=True, progress=progress)
 
     # -- training ------------------------------------------------------------------------
@@ -91,12 +94,24 @@ class Run:
         if steps is not None and epochs is not None:
             raise UserError("give steps or epochs, not both")
         if not self._started:
-            if steps is not None or epochs is not None:
-                self._plan.settings = dataclasses.replace(self._plan.settings, steps=steps, epochs=epochs)
-            self._trainer = runs.begin(self._plan, self.dir, self._progress)
-            self._started = True
-            runs.train_new(self._trainer)
+            changes: dict[str, Any] = {"steps": steps, "epochs": epochs} if steps or epochs else {}
+            if device is not None:
+                changes["device"] = device
+            if changes:
+                self._plan.settings = dataclasses.replace(self._plan.settings, **changes)
+            if self._default_dir and self.dir.exists():  # another run took this second's name meanwhile
+                self.dir = runs.default_run_dir(self._plan.settings)
+            trainer = runs.begin(self._plan, self.dir, self._progress)
+            try:
+                runs.train_new(trainer)
+            except BaseException:
+                if trainer.saved_step is not None:  # a checkpoint exists: go on from it next time
+                    self._started = True
+                raise
+            self._trainer, self._started = trainer, True
             return self
+        if self._trainer is not None and device is not None:
+            self._trainer = None  # its last checkpoint is where it stands: reopen it on the other device
         if self._trainer is None:
             self._trainer = runs.reopen(self._registry, self.dir, steps=steps, epochs=epochs, device=device,
                                         progress=self._progress)
@@ -107,7 +122,11 @@ class Run:
             runs.check_more_to_do(self._trainer)
             runs.write_config(self.dir, self._trainer.plan)
         s = self._trainer.plan.settings
-        self._trainer.train(max_steps=s.steps, max_epochs=s.epochs)
+        try:
+            self._trainer.train(max_steps=s.steps, max_epochs=s.epochs)
+        except BaseException:
+            self._trainer = None  # the next train() goes on from the last checkpoint, as `gan resume` would
+            raise
         return self
 
     # -- what it learned -------------------------------------------------------------------
@@ -148,13 +167,17 @@ class Run:
             generate.sample(self._registry, self.dir, n, seed, Path(out))
         return generate.samples_of(self._registry, self.dir, n, seed)[0]
 
-    def evaluate(self, metrics: tuple[str, ...] | list[str] = (), samples: int = 2500, seed: int = 0) -> dict:
-        """The metric plugins that apply (or those named) on `samples` generated samples; also RUN/eval.json."""
+    def evaluate(self, metrics: tuple[str, ...] | list[str] = (), samples: int = 2500, seed: int = 0,
+                 params: dict[str, Any] | None = None) -> dict:
+        """The metric plugins that apply (or those named) on `samples` generated samples; also RUN/eval.json.
+
+        `params` go to every chosen metric that declares them, as `gan eval -p metric.NAME=VALUE` does.
+        """
         from . import generate
 
         if samples < 1:
             raise UserError("samples must be at least 1")
-        return generate.evaluate(self._registry, self.dir, tuple(metrics), samples, seed)
+        return generate.evaluate(self._registry, self.dir, tuple(metrics), samples, seed, params)
 
     def export(self, path: str | Path, *, force: bool = False) -> Path:
         """The generator as one `.safetensors` file (see `gan export`)."""

@@ -114,7 +114,6 @@ def _component_row(c) -> dict[str, Any]:
 def list_command(kind: str | None, as_json: bool) -> None:
     """Registered components, optionally of one KIND (architectures, objectives, datasets, ...)."""
     from ._components import kind_named
-    from ._registry import qualified_name
 
     registry = _registry()
     components = registry.components(kind_named(kind).name if kind else None)
@@ -127,7 +126,7 @@ def list_command(kind: str | None, as_json: bool) -> None:
             current = c.kind
             click.echo(f"{c.kind}s:")
         if registry.is_clashing(c):  # the bare name is refused: show the one that works
-            click.echo(f"  {qualified_name(c):<20} {c.summary} (name clash: use the full name)")
+            click.echo(f"  {registry.qualified(c):<20} {c.summary} (name clash: use the full name)")
         else:
             click.echo(f"  {c.name:<20} {c.summary}")
 

@@ -13,7 +13,7 @@ import pluggy
 
 from . import hookspecs
 from ._components import HOOKS, Component, Origin
-from ._registry import PluginInfo, Registry, qualified_name
+from ._registry import PluginInfo, Registry
 from .errors import PluginFailure, PluginLoadError, PluginWarning, RunStopped, UserError
 
 ENTRY_POINT_GROUP = "gan_registry"
@@ -183,5 +183,5 @@ def load_registry(
             info = next((p for p in registry.plugins if p.name == component.origin.plugin), None)
             if info is not None:
                 info.notes.append(f"{component.kind} '{component.name}' is also registered by {others}: "
-                                  f"runs must name it {qualified_name(component)}")
+                                  f"runs must name it {registry.qualified(component)}")
     return registry

@@ -63,8 +63,10 @@ class MetricProtocol(Protocol):
 class CallbackProtocol(Protocol):
     """What a callback's factory returns; define only the events you need (all are optional).
 
-    `run` is the trainer's public view: `run.step`, `run.epoch`, `run.run_dir`, `run.models`, `run.plan`
-    (settings and components), `run.save()`, `run.write_samples(tag)`, `run.flush_log()`.
+    `run` is the trainer. Its members for callbacks: `run.step`, `run.epoch`, `run.finished`, `run.run_dir`,
+    `run.models`, `run.progress`, `run.total_steps`, `run.saved_step`, `run.plan.settings` (every setting),
+    `run.save()`, `run.write_samples(tag)`, `run.flush_log()`; anything else on it is internal. `on_train_end`
+    runs when the loop finished; `teardown` always, errors included (a failing teardown is only a warning).
     """
 
     def on_train_start(self, run: Any) -> None: ...
@@ -73,3 +75,4 @@ class CallbackProtocol(Protocol):
     def on_log(self, run: Any, means: dict[str, float]) -> None: ...
     def before_save(self, run: Any) -> None: ...
     def on_train_end(self, run: Any) -> None: ...
+    def teardown(self, run: Any) -> None: ...

@@ -86,29 +86,34 @@ SETTING_OF_SLOT = {"architecture": "arch"}
 
 
 def _recorded_names(registry: Registry, config: dict[str, Any]) -> dict[str, str]:
-    """`name@distribution` for each recorded component whose bare name now clashes.
+    """The exact name of each recorded component whose bare name now clashes: the one the run was made with.
 
     A package installed after the run started that registers the same name then changes nothing.
     """
     names = {}
     recorded = config.get("components")
     for slot, was in (recorded.items() if isinstance(recorded, dict) else ()):
-        if not (isinstance(was, dict) and was.get("name") and (was.get("distribution") or was.get("plugin"))):
+        if not (isinstance(was, dict) and isinstance(was.get("name"), str) and slot in KIND_BY_NAME):
             continue
-        kind = slot if slot in KIND_BY_NAME else None
-        if kind and len([c for c in registry.components(kind) if c.name == was["name"]]) > 1:
-            names[SETTING_OF_SLOT.get(slot, slot)] = f"{was['name']}@{was.get('distribution') or was['plugin']}"
+        group = [c for c in registry.components(slot) if c.name == was["name"]]
+        if len(group) < 2:
+            continue
+        same = [c for c in group if c.origin and (c.origin.plugin, c.origin.distribution)
+                == (was.get("plugin"), was.get("distribution"))]
+        if same:
+            names[SETTING_OF_SLOT.get(slot, slot)] = registry.qualified(same[0])
     return names
 
 
-def plan_for_run(registry: Registry, run_dir: Path, **overrides: Any) -> tuple[Plan, dict[str, Any]]:
+def plan_for_run(registry: Registry, run_dir: Path, *, for_training: bool = True,
+                 **overrides: Any) -> tuple[Plan, dict[str, Any]]:
     """Rebuild the plan a run was made with, checking its components are still installed."""
     config = read_config(run_dir)
     try:
         settings = Settings(**{**config["settings"], **_recorded_names(registry, config), **overrides})
     except TypeError as error:
         raise UserError(f"{run_dir}/{CONFIG_NAME} does not match this gan-registry version: {error}") from None
-    plan = make_plan(registry, settings, take_suggestions=False)
+    plan = make_plan(registry, settings, take_suggestions=False, for_training=for_training)
     recorded = config.get("components")
     for slot, was in (recorded.items() if isinstance(recorded, dict) else ()):
         if not isinstance(was, dict):
@@ -146,11 +151,16 @@ def begin(plan: Plan, run_dir: Path, progress: bool):
     check_new_run_dir(run_dir)
     seed_everything(settings.seed)
     trainer = Trainer(plan, run_dir, device, progress=progress)
+    trainer.made_run_dir = not run_dir.exists()  # an empty folder the user gave is theirs: never removed
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"--out {run_dir}: cannot make the run folder ({error.strerror or error})") from None
-    write_config(run_dir, plan)
+    try:
+        write_config(run_dir, plan)
+    except BaseException:
+        remove_unfinished(trainer)
+        raise
     print(f"run directory: {run_dir}", flush=True)
     if plan.suggested:
         taken = ", ".join(f"{key}={value}" for key, value in plan.suggested.items())
@@ -190,15 +200,37 @@ def check_more_to_do(trainer) -> None:
         )
 
 
+RUN_FILES = (CONFIG_NAME, "metrics.jsonl", "samples", "checkpoints")
+"""What a run writes into its folder: all that an unfinished run's clean-up removes."""
+
+
+def remove_unfinished(trainer) -> None:
+    """Undo a run that stopped before its first checkpoint: its folder if the run made it, else only its files."""
+    run_dir = trainer.run_dir
+    try:
+        if getattr(trainer, "made_run_dir", False):
+            shutil.rmtree(run_dir)
+        else:
+            for name in RUN_FILES:
+                path = run_dir / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
+    except OSError as error:
+        print(f"could not remove what the unfinished run wrote in {run_dir}: {error}", file=sys.stderr)
+        return
+    print(f"removed what the run wrote in {run_dir}: it stopped before its first checkpoint", file=sys.stderr)
+
+
 def train_new(trainer) -> None:
-    """Train a run that `begin` made; a run that fails before its first checkpoint leaves no folder behind."""
+    """Train a run that `begin` made; a run that fails before its first checkpoint leaves nothing behind."""
     settings = trainer.plan.settings
     try:
         trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
     except BaseException:
         if trainer.saved_step is None and trainer.run_dir.is_dir():
-            shutil.rmtree(trainer.run_dir, ignore_errors=True)
-            print(f"removed {trainer.run_dir}: the run stopped before its first checkpoint", file=sys.stderr)
+            remove_unfinished(trainer)
         raise
 
 
@@ -206,7 +238,7 @@ def load_networks(registry: Registry, run_dir: Path, device: str = "cpu") -> tup
     """The run's networks with their last checkpointed weights, in eval mode."""
     import torch
 
-    plan, _ = plan_for_run(registry, run_dir)
+    plan, _ = plan_for_run(registry, run_dir, for_training=False)
     state = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")
     networks = torch.nn.ModuleDict(plan.build_networks(device))
     with _fitting(run_dir):

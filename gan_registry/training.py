@@ -17,7 +17,7 @@ import torch
 
 from . import checkpoint, render
 from ._components import Batch, latent_sampler, standard_normal
-from ._plan import Plan
+from ._plan import Plan, check_phases
 from .data import Batches
 from .errors import PluginFailure, WriteError
 from .plugins import blame
@@ -78,9 +78,7 @@ class Trainer:
         self.objective = plan.build_objective()
         with blame(plan.objective, "making its training phases"):
             self.phases = self.objective.phases(self.models)
-        names = [p.name for p in self.phases]
-        if len(set(names)) != len(names):
-            raise ValueError(f"objective '{plan.objective.name}' has duplicate phase names: {names}")
+        check_phases(plan.objective, self.phases)
         self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device)
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._trained_by = [
@@ -95,7 +93,12 @@ class Trainer:
         self.saved_step: int | None = None
         """Step of the newest checkpoint on disk, written or resumed from."""
         self.lr_multiplier: float | None = None  # of the objective's rates, when --lr-scale/--lr-decay-start apply
-        self.callbacks = plan.build_callbacks() if callbacks is None else list(callbacks)
+        if callbacks is None:
+            self._callback_components = [component for component, _ in plan.callbacks]
+            self.callbacks = plan.build_callbacks()
+        else:
+            self.callbacks = list(callbacks)
+            self._callback_components = [None] * len(self.callbacks)
         self.total_steps: int | None = None
         self._max_steps: int | None = None
         self._max_epochs: int | None = None
@@ -242,10 +245,29 @@ class Trainer:
         self._call("on_log", record)
 
     def _call(self, event: str, *args: Any) -> None:
-        for callback in self.callbacks:
+        for callback, component in zip(self.callbacks, self._callback_components):
             method = getattr(callback, event, None)
-            if method is not None:
+            if method is None:
+                continue
+            if component is None:
                 method(self, *args)
+            else:
+                with blame(component, f"handling {event}"):
+                    method(self, *args)
+
+    def _teardown(self) -> None:
+        """Every callback's teardown, each on its own: one that fails is a warning, never the run's error."""
+        for callback, component in zip(self.callbacks, self._callback_components):
+            method = getattr(callback, "teardown", None)
+            if method is None:
+                continue
+            try:
+                method(self)
+            except Exception as error:
+                import warnings
+
+                who = f"callback '{component.name}' from {component.origin}" if component else "a callback"
+                warnings.warn(f"{who} failed in teardown: {type(error).__name__}: {error}", stacklevel=2)
 
     def train(self, max_steps: int | None = None, max_epochs: int | None = None) -> None:
         s = self.plan.settings
@@ -254,8 +276,8 @@ class Trainer:
         self._max_steps, self._max_epochs = max_steps, max_epochs
         checkpoint.remove_leftovers(self.checkpoint_path.parent)
         self._reset_log()
-        self._call("on_train_start")
         try:
+            self._call("on_train_start")
             while not self._done(max_steps, max_epochs):
                 epoch_before = self.batches.epoch
                 self._set_learning_rates(total)
@@ -271,4 +293,4 @@ class Trainer:
             for parameter in self.models.parameters():
                 parameter.requires_grad_(True)
             self.batches.close()
-            self._call("teardown")
+            self._teardown()

@@ -98,3 +98,73 @@ def test_python_api_train_continue_equals_one_go(tmp_path):
     with pytest.raises(UserError, match="already at step 50"):
         reopened.train()
     assert torch.equal(straight.sample(8, seed=1), reopened.sample(8, seed=1))
+
+
+class Boom:
+    def __init__(self, params):
+        pass
+
+    def on_step_end(self, run):
+        if run.step == 3:
+            raise ValueError("boom at 3")
+
+
+class BadTeardown:
+    def __init__(self, params):
+        pass
+
+    def teardown(self, run):
+        raise RuntimeError("cannot tidy up")
+
+
+faulty_plugin = types.ModuleType("faulty_plugin")
+faulty_plugin.register_callbacks = hookimpl(lambda register: (
+    register(Callback(name="boom", summary="raises at step 3", factory=Boom)),
+    register(Callback(name="bad-teardown", summary="raises in teardown", factory=BadTeardown, order=5))))
+
+
+def test_a_failing_callback_is_named_and_teardown_still_restores_signals(tmp_path):
+    import signal
+
+    from gan_registry import PluginFailure
+
+    before = signal.getsignal(signal.SIGINT)
+    registry = isolated_registry(toy_plugin, faulty_plugin)
+    run = Run.new(**TOY, registry=registry, out=tmp_path / "run", steps=10, callbacks=["boom"])
+    with pytest.raises(PluginFailure, match=r"callback 'boom' from plugin 'faulty_plugin' failed while handling "
+                                            r"on_step_end: ValueError: boom at 3"):
+        run.train()
+    assert signal.getsignal(signal.SIGINT) is before
+    assert not (tmp_path / "run").exists()  # made by the run, removed: no checkpoint was written
+
+
+def test_a_failing_teardown_is_a_warning_not_the_runs_error(tmp_path):
+    registry = isolated_registry(toy_plugin, faulty_plugin)
+    with pytest.warns(UserWarning, match="callback 'bad-teardown' .* failed in teardown: RuntimeError"):
+        run = Run.new(**TOY, registry=registry, out=tmp_path / "run", steps=4, callbacks=["bad-teardown"]).train()
+    assert run.step == 4 and run.checkpoint()["step"] == 4
+
+
+def test_an_empty_folder_the_user_gave_is_kept_when_the_run_fails_early(tmp_path):
+    from gan_registry import PluginFailure
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    registry = isolated_registry(toy_plugin, faulty_plugin)
+    with pytest.raises(PluginFailure):
+        Run.new(**TOY, registry=registry, out=mine, steps=10, callbacks=["boom"]).train()
+    assert mine.is_dir() and list(mine.iterdir()) == []
+
+
+def test_sampling_needs_none_of_the_runs_callbacks(tmp_path):
+    registry = isolated_registry(toy_plugin, counter_plugin)
+    Run.new(**TOY, registry=registry, out=tmp_path / "run", steps=3, callbacks=["counter"]).train()
+    without = isolated_registry(toy_plugin)
+    assert Run.open(tmp_path / "run", registry=without).sample(4).shape == (4, 2)
+    with pytest.raises(UserError, match="unknown callback 'counter'"):
+        Run.open(tmp_path / "run", registry=without).train(steps=5)
+
+
+def test_callbacks_setting_must_be_a_list_of_names(tmp_path):
+    with pytest.raises(UserError, match="callbacks must be a list of callback names"):
+        Run.new(**TOY, registry=isolated_registry(toy_plugin), out=tmp_path / "r", steps=2, callbacks="counter")

@@ -310,3 +310,18 @@ def test_a_run_made_before_a_clash_resumes_and_samples_as_it_was(tmp_path):
     assert torch.equal(reopened.sample(8, seed=2), expected)
     reopened.train(steps=6)
     assert reopened.step == 6
+
+
+def test_two_plugins_of_one_distribution_are_told_apart_by_plugin_name():
+    from gan_registry import Origin
+    from gan_registry._registry import AmbiguousComponentError, Registry
+
+    registry = Registry()
+    for plugin in ("b1", "b2"):
+        component = Objective(name="twin", summary="twin", factory=lambda p: None)
+        registry.add_all([__import__("dataclasses").replace(component, origin=Origin(plugin, "Two_Ep", "1.0"))])
+    with pytest.raises(AmbiguousComponentError, match="choose one with twin@b1 or twin@b2"):
+        registry.get("objective", "twin")
+    assert registry.get("objective", "twin@b2").origin.plugin == "b2"
+    with pytest.raises(AmbiguousComponentError, match="more than one objective 'twin' from 'two-ep'"):
+        registry.get("objective", "twin@two-ep")  # the distribution, as pip spells it, does not pick one
