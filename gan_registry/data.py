@@ -5,6 +5,9 @@ only the epoch and the position within it: no sampler state to pickle.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from typing import Any, Iterator
 
 import torch
@@ -17,16 +20,35 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _ignore_stop_signals(worker_id: int) -> None:
     """DataLoader workers leave SIGINT/SIGTERM to the main process, which checkpoints and stops.
 
     A scheduler signals every process of a job; a worker that died of it would make torch raise in the
-    main process before it could save.
+    main process before it could save. Workers start with the signals blocked (see `_workers_started`):
+    ignore them, then unblock.
     """
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def _workers_started() -> Iterator[None]:
+    """Block SIGINT/SIGTERM while workers are forked, so none can die of one before it ignores them.
+
+    The main process gets a signal that came meanwhile as soon as they are unblocked.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _OrderSampler(torch.utils.data.Sampler):
@@ -81,7 +103,9 @@ class Batches:
             # iterator more than an uninterrupted one, and must still draw what it would have.
             generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1),
         )
-        for batch in loader:
+        with _workers_started():
+            batches = iter(loader)
+        for batch in batches:
             if isinstance(batch, (list, tuple)):
                 batch = batch[0]
             yield batch.to(self.device, non_blocking=True)

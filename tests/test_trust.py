@@ -301,7 +301,12 @@ def test_sigterm_to_the_whole_job_with_dataloader_workers(tmp_path):
     while time.time() < deadline and len(_logged(out)) < 2:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate()
+        pytest.fail(f"the job did not stop within 60 s of SIGTERM; its stderr:\n{stderr[-3000:]}")
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert checkpoint.load(out / "checkpoints" / "last.pt")["step"] == _logged(out)[-1] >= 10
