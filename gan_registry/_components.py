@@ -109,6 +109,12 @@ class DataSource:
     """Optional held-out samples (same form as `load()`), for evaluation."""
     reference: dict[str, Any] = field(default_factory=dict)
     """Facts about the true distribution that metrics may use, e.g. {"mode_centers": ..., "mode_std": ...}."""
+    classes: tuple[str, ...] | None = None
+    """Class names, where the data has labels (label i is classes[i]); None for unlabelled data."""
+    load_labels: Callable[[], Any] | None = None
+    """The class label of each sample `load()` returns, an int64 tensor (N,), where the data has labels."""
+    load_heldout_labels: Callable[[], Any] | None = None
+    """The same for `load_heldout()`."""
 
 
 @dataclass

@@ -194,6 +194,14 @@ class Plan:
         with blame(self.objective, "building the objective"):
             return self.objective.factory(self.params["objective"])
 
+    def load_labels(self, heldout: bool = False) -> Any:
+        """The labels of `load_data(heldout)`'s samples, or None for unlabelled data."""
+        load = self.data.load_heldout_labels if heldout and self.data.load_heldout else self.data.load_labels
+        if load is None:
+            return None
+        with blame(self.dataset, "loading its labels"):
+            return load()
+
     def load_data(self, heldout: bool = False) -> Any:
         """The dataset's samples (its held-out ones if asked and it has them)."""
         load = self.data.load_heldout if heldout and self.data.load_heldout else self.data.load

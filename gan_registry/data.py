@@ -65,8 +65,14 @@ class _OrderSampler(torch.utils.data.Sampler):
 class Batches:
     """Endless full batches; `epoch` and `position` say where it stands."""
 
-    def __init__(self, source: Any, batch_size: int, seed: int, device: torch.device, workers: int = 2) -> None:
+    def __init__(self, source: Any, batch_size: int, seed: int, device: torch.device, workers: int = 2,
+                 labels: torch.Tensor | None = None) -> None:
         self.in_memory = isinstance(source, torch.Tensor)
+        if labels is not None and len(labels) != len(source):
+            raise ValueError(f"{len(labels)} labels for {len(source)} samples")
+        self.labels = None if labels is None else labels.to(device)
+        self.last_labels: torch.Tensor | None = None
+        """The labels of the batch `next()` returned last (None for unlabelled data)."""
         self.source = source.to(device) if self.in_memory else source
         self.n = len(source)
         if self.n < batch_size:
@@ -89,6 +95,8 @@ class Batches:
         if self.in_memory:
             order = order.to(self.device)
             for i in range(start, len(order), self.batch_size):
+                self.last_labels = None if self.labels is None else self.labels.index_select(
+                    0, order[i : i + self.batch_size])
                 yield self.source.index_select(0, order[i : i + self.batch_size])
             return
         loader = torch.utils.data.DataLoader(
@@ -105,9 +113,12 @@ class Batches:
         )
         with _workers_started():
             batches = iter(loader)
-        for batch in batches:
+        label_order = order[start:].to(self.device) if self.labels is not None else None
+        for i, batch in enumerate(batches):
             if isinstance(batch, (list, tuple)):
                 batch = batch[0]
+            if label_order is not None:  # the sampler hands out indices in this order
+                self.last_labels = self.labels.index_select(0, label_order[i * self.batch_size:(i + 1) * self.batch_size])
             yield batch.to(self.device, non_blocking=True)
 
     def close(self) -> None:

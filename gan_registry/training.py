@@ -79,7 +79,7 @@ class Trainer:
         with blame(plan.objective, "making its training phases"):
             self.phases = self.objective.phases(self.models)
         check_phases(plan.objective, self.phases)
-        self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device)
+        self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device, labels=plan.load_labels())
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._trained_by = [
             {id(t) for group in p.optimizer.param_groups for t in group["params"]} for p in self.phases
@@ -171,7 +171,8 @@ class Trainer:
             for _ in range(phase.repeats):
                 real = self.batches.next() if phase.uses_real else None
                 used += 0 if real is None else real.shape[0]
-                batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior)
+                batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior,
+                              labels=None if real is None else self.batches.last_labels)
                 with blame(self.plan.objective, f"training phase '{phase.name}'"):
                     loss, extras = _unpack(phase.loss(self.models, batch))
                     if loss.ndim != 0:  # shape metadata: no device sync

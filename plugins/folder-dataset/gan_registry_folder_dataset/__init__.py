@@ -16,6 +16,7 @@ Importing this module does not import torch, torchvision or PIL.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,6 +55,7 @@ class FolderParams:
 
 
 def _load(data_dir: str, size: int, params: FolderParams):
+    """The images and the paths of those that could be read, in the order of the images."""
     from . import _images
 
     return _images.load(
@@ -63,7 +65,21 @@ def _load(data_dir: str, size: int, params: FolderParams):
         in_memory=params.in_memory,
         max_memory_mb=params.max_memory_mb,
         threads=params.threads,
+        with_paths=True,
     )
+
+
+def class_folders(data_dir: str) -> tuple[str, ...] | None:
+    """The class names: the subfolders of `data_dir`, where every image lies in one (else None, unlabelled)."""
+    root = os.path.expanduser(data_dir)
+    try:
+        entries = [e for e in os.scandir(root) if not e.name.startswith(".")]
+    except OSError:
+        return None  # not there (yet): a run can still be rebuilt to sample from it
+    if any(e.is_file() and os.path.splitext(e.name)[1].lower() in EXTENSIONS for e in entries):
+        return None
+    folders = sorted(e.name for e in entries if e.is_dir())
+    return tuple(folders) or None
 
 
 def build(params: FolderParams, context) -> DataSource:
@@ -75,10 +91,20 @@ def build(params: FolderParams, context) -> DataSource:
     size = context.image_size or params.size
     # The folder itself is read in load(): a run's networks can be rebuilt (gan sample)
     # from its settings even where its images are no longer.
+    loaded = functools.lru_cache(maxsize=1)(functools.partial(_load, context.data_dir, size, params))
+    classes = class_folders(context.data_dir)
+
+    def labels():
+        from . import _images
+
+        return _images.labels_of(context.data_dir, loaded()[1], classes)
+
     return DataSource(
         sample_shape=(params.channels, size, size),
         value_range=(-1.0, 1.0),
-        load=functools.partial(_load, context.data_dir, size, params),
+        load=lambda: loaded()[0],
+        classes=classes,
+        load_labels=labels if classes else None,
     )
 
 

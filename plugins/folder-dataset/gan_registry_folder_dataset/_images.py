@@ -144,7 +144,8 @@ def load(
     in_memory: str = "auto",
     max_memory_mb: int = 2048,
     threads: int = 0,
-) -> torch.Tensor | FolderImages:
+    with_paths: bool = False,
+) -> Any:
     """The images under `data_dir`: one float32 tensor (N, C, size, size), or a FolderImages dataset.
 
     Every file is decoded once here either way; unreadable ones are left out with one warning.
@@ -191,5 +192,14 @@ def load(
             stacklevel=3,
         )
     if buffer is not None:
-        return to_unit_range(buffer[: len(good)])
-    return FolderImages(good, size, channels)
+        data = to_unit_range(buffer[: len(good)])
+    else:
+        data = FolderImages(good, size, channels)
+    return (data, good) if with_paths else data
+
+
+def labels_of(root: str | Path, paths: Sequence[Path], classes: Sequence[str]) -> torch.Tensor:
+    """Each image's class: the index in `classes` of the first folder under `root` it lies in."""
+    root = Path(root).expanduser()
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index[Path(p).relative_to(root).parts[0]] for p in paths], dtype=torch.int64)

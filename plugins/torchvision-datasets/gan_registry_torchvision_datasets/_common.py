@@ -6,6 +6,7 @@ place, and turns the dataset's uint8 `.data` into one float tensor in [-1, 1].
 """
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -218,6 +219,8 @@ class TorchvisionImages:
     """Native image side in pixels."""
     files: _Layout
     summary: str
+    classes: tuple[str, ...] = tuple(str(d) for d in range(10))
+    """The release's class names, known without reading its files."""
 
     def torchvision_class(self) -> Any:
         import torchvision.datasets
@@ -265,12 +268,12 @@ class TorchvisionImages:
             raise UserError(f"{self.name}: {problem}; {hint}, or run with network access "
                             f"(download failed: {reason})") from None
 
-    def loader(self, params: Params, root: str, size: int, train: bool):
+    def loader(self, read, size: int, train: bool):
         def load():
             import torch
             import torch.nn.functional as F
 
-            images = self.files.images(self.read(params, root, train).data)
+            images = self.files.images(read(train).data)
             x = images.to(torch.float32).div_(255.0)
             if x.shape[-1] != size or x.shape[-2] != size:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -283,12 +286,25 @@ class TorchvisionImages:
         root = os.path.expanduser(context.data_dir or DEFAULT_DATA_DIR)
         size = context.image_size or self.size
         train = params.split == "train"
+        read = functools.lru_cache(maxsize=2)(lambda split_is_train: self.read(params, root, split_is_train))
         return DataSource(
             sample_shape=(self.channels, size, size),
             value_range=(-1.0, 1.0),
-            load=self.loader(params, root, size, train),
-            load_heldout=self.loader(params, root, size, not train),
+            load=self.loader(read, size, train),
+            load_heldout=self.loader(read, size, not train),
+            classes=self.classes,
+            load_labels=self.label_loader(read, train),
+            load_heldout_labels=self.label_loader(read, not train),
         )
+
+    @staticmethod
+    def label_loader(read, train: bool):
+        def load():
+            import torch
+
+            return torch.as_tensor(read(train).targets, dtype=torch.int64)
+
+        return load
 
 
 def dataset(spec: TorchvisionImages) -> Dataset:

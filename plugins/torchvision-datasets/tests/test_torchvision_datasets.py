@@ -251,3 +251,15 @@ def test_cifar_batches_of_the_wrong_shape_are_refused(tmp_path, offline):
     (folder / "data_batch_2").write_bytes(pickle.dumps(objects, protocol=2))
     with pytest.raises(UserError, match=r"refused .*data_batch_2"):
         source("cifar10", tmp_path, verify=False).load()
+
+
+def test_labels_and_class_names(tmp_path, offline):
+    write_idx(tmp_path, "MNIST", gzipped=False)
+    mnist_data = source("mnist", tmp_path)
+    assert mnist_data.classes == tuple("0123456789")
+    assert torch.equal(mnist_data.load_labels(), torch.arange(N_TRAIN) % 10)
+    assert len(mnist_data.load_heldout_labels()) == len(mnist_data.load_heldout())
+    write_cifar(tmp_path / "c")
+    cifar = source("cifar10", tmp_path / "c", verify=False)
+    assert cifar.classes[0] == "airplane" and len(cifar.classes) == 10
+    assert torch.equal(cifar.load_labels(), torch.arange(5 * CIFAR_PER_BATCH) % CIFAR_PER_BATCH % 10)

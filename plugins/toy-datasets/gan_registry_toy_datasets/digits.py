@@ -27,15 +27,23 @@ def _images(size: int):
     return images * 2 - 1
 
 
-def _split(size: int, heldout: bool, holdout: bool):
+def _labels():
+    import torch
+    from sklearn.datasets import load_digits
+
+    return torch.as_tensor(load_digits().target, dtype=torch.int64)
+
+
+def _split(size: int, heldout: bool, holdout: bool, labels: bool = False):
+    """The loader of one split's images (or, with `labels`, of their digit labels)."""
     def load():
         import torch
 
-        images = _images(size)
+        values = _labels() if labels else _images(size)
         if not holdout:
-            return images
-        in_heldout = torch.arange(len(images)) % HELDOUT_EVERY == 0
-        return images[in_heldout if heldout else ~in_heldout]
+            return values
+        in_heldout = torch.arange(len(values)) % HELDOUT_EVERY == 0
+        return values[in_heldout if heldout else ~in_heldout]
 
     return load
 
@@ -49,6 +57,9 @@ def build(params: DigitsParams, context) -> DataSource:
         value_range=(-1.0, 1.0),
         load=_split(size, heldout=False, holdout=params.holdout),
         load_heldout=_split(size, heldout=True, holdout=True),
+        classes=tuple(str(d) for d in range(10)),
+        load_labels=_split(size, heldout=False, holdout=params.holdout, labels=True),
+        load_heldout_labels=_split(size, heldout=True, holdout=True, labels=True),
     )
 
 
