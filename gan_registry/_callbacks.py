@@ -20,10 +20,10 @@ import threading
 from typing import Any
 
 from ._components import Callback
-from .errors import Diverged, Interrupted, WriteError
+from .errors import Diverged, Interrupted
 from .hookspecs import hookimpl
 
-STOP_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+STOP_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 """Exit codes follow the shell's 128 + signal number; SIGTERM is what schedulers send before a kill."""
 
 
@@ -42,7 +42,7 @@ class StopSignals:
         self._previous.clear()
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
-        for signum in STOP_SIGNALS:
+        for signum in STOP_EXIT_CODES:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def teardown(self, trainer: Any) -> None:
@@ -63,7 +63,7 @@ class StopSignals:
             return  # on the last step the run ends as usual, final grid and checkpoint included
         trainer.flush_log()
         path = trainer.save()
-        raise Interrupted(trainer.step, path, self.requested.name, STOP_SIGNALS[self.requested])
+        raise Interrupted(trainer.step, path, self.requested.name, STOP_EXIT_CODES[self.requested])
 
 
 class NonFiniteGuard:
@@ -96,7 +96,7 @@ class NonFiniteGuard:
     def _check_weights(self, trainer: Any) -> None:
         import torch
 
-        named = [(f"{role}.{name}", t) for role, module in trainer.models.items()
+        named = [(f"weights {role}.{name}", t) for role, module in trainer.models.items()
                  for name, t in (*module.named_parameters(), *module.named_buffers()) if t.is_floating_point()]
         # Optimiser state too: Adam's second moment can overflow while the weights still look fine.
         named += [(f"optimizer state {phase.name}.{key}", t) for phase in trainer.phases
@@ -108,7 +108,7 @@ class NonFiniteGuard:
         bad = [name for (name, _), ok in zip(named, finite) if not ok]
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            self._stop(trainer, f"{'' if bad[0].startswith('optimizer') else 'weights '}{bad[0]}{more} are not finite")
+            self._stop(trainer, f"{bad[0]}{more} are not finite")
 
     def _stop(self, trainer: Any, what: str) -> None:
         kept = (f"the last good checkpoint (step {trainer.saved_step}) is kept" if trainer.saved_step is not None
@@ -158,9 +158,9 @@ class JsonlLog:
             with open(path, "a") as f:
                 f.write(json.dumps(record) + "\n")
         except OSError as error:
-            from .checkpoint import os_reason
+            from .checkpoint import write_error
 
-            raise WriteError(f"could not write {path}: {os_reason(error)}; the previous checkpoint is kept") from None
+            raise write_error(str(path), error) from None
 
 
 class Progress:

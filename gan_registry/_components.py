@@ -359,6 +359,11 @@ for _kind in KINDS:
 del _kind
 
 
+def kind_words() -> list[str]:
+    """Every word `kind_named` understands, sorted."""
+    return sorted({word for k in KINDS for word in (k.name, k.plural, k.flag)})
+
+
 def kind_named(word: str) -> Kind | None:
     """The kind a user means by its name, plural or flag (`arch`, `architectures`, ...)."""
     for k in KINDS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import params as params_mod
 from ._components import KINDS, NETWORK_ROLES, DataContext, DataSource, NetworkSpec, latent_sampler
@@ -39,9 +39,9 @@ class Settings:
     sample_every: int | None = None
     log_every: int = 50
     keep: int = 1
+    """Checkpoints kept: 1 keeps only last.pt; N > 1 also keeps step-N.pt files of the N newest saves."""
     callbacks: list[str] = field(default_factory=list)
     """Callbacks to add to the ones every run has (`gan run --callback NAME`)."""
-    """Checkpoints kept: 1 keeps only last.pt; N > 1 also keeps step-N.pt files of the N newest saves."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -155,9 +155,7 @@ class Plan:
         try:
             networks = torch.nn.ModuleDict(self.build_networks("cpu")).eval()
             objective = self.build_objective()
-            with blame(self.objective, "making its training phases"):
-                phases = objective.phases(networks)
-            check_phases(self.objective, phases)
+            self.build_phases(objective, networks)
             with blame(self.objective, "drawing latent codes"):
                 z = latent_sampler(objective)(2, self.latent_dim, "cpu")
             with torch.no_grad():
@@ -194,6 +192,13 @@ class Plan:
         with blame(self.objective, "building the objective"):
             return self.objective.factory(self.params["objective"])
 
+    def build_phases(self, objective: Any, networks: Any) -> list[Any]:
+        """The built objective's phases for these networks, checked: a non-empty list of distinct Phase."""
+        with blame(self.objective, "making its training phases"):
+            phases = objective.phases(networks)
+        check_phases(self.objective, phases)
+        return phases
+
     def load_labels(self, heldout: bool = False) -> Any:
         """The labels of `load_data(heldout)`'s samples, or None for unlabelled data."""
         load = self.data.load_heldout_labels if heldout and self.data.load_heldout else self.data.load_labels
@@ -229,32 +234,26 @@ def check_phases(objective: Any, phases: Any) -> None:
         raise PluginFailure(f"{where} its phases need distinct names, got {names}")
 
 
-def _split_arch_params(values: dict[str, Any], pieces: dict[str, Any], arch_name: str) -> dict[str, dict]:
-    """`-p arch.X=V` sets X on every piece of the architecture that declares X."""
-    spread: dict[str, dict] = {role: {} for role in pieces}
-    for key, value in values.items():
-        owners = [role for role, c in pieces.items() if key in params_mod.fields_of(c.params)]
+def spread_params(values: dict[str, Any], components: dict[str, Any], unknown: Callable[[str, str], str]
+                  ) -> dict[str, dict[str, Any]]:
+    """`-p GROUP.X=V` sets X on every one of `components` (by key) that declares X.
+
+    An X that none declares is refused with `unknown(X, the valid names)`.
+    """
+    spread: dict[str, dict[str, Any]] = {key: {} for key in components}
+    for name, value in values.items():
+        owners = [key for key, c in components.items() if name in params_mod.fields_of(c.params)]
         if not owners:
-            valid = sorted({k for c in pieces.values() for k in params_mod.fields_of(c.params)})
-            raise ParameterError(
-                f"architecture '{arch_name}' has no parameter '{key}' (valid: {', '.join(valid) or 'none'})"
-            )
-        for role in owners:
-            spread[role][key] = value
+            valid = sorted({k for c in components.values() for k in params_mod.fields_of(c.params)})
+            raise ParameterError(unknown(name, ", ".join(valid) or "none"))
+        for key in owners:
+            spread[key][name] = value
     return spread
 
 
-def _spread(values: dict[str, Any], components: list[Any], group: str) -> dict[str, dict[str, Any]]:
-    """`-p GROUP.X=V` sets X on every one of `components` that declares X; an X none declares is refused."""
-    spread: dict[str, dict[str, Any]] = {c.name: {} for c in components}
-    for key, value in values.items():
-        owners = [c for c in components if key in params_mod.fields_of(c.params)]
-        if not owners:
-            valid = sorted({k for c in components for k in params_mod.fields_of(c.params)})
-            raise ParameterError(f"no {group} of this run has a parameter '{key}' (valid: {', '.join(valid) or 'none'})")
-        for c in owners:
-            spread[c.name][key] = value
-    return spread
+def in_group(group: str) -> Callable[[str, str], str]:
+    """The refusal of a parameter that no `group` (callback, metric) of the run declares."""
+    return lambda name, valid: f"no {group} of this run has a parameter '{name}' (valid: {valid})"
 
 
 def _callbacks(registry: Registry, settings: Settings) -> list[tuple[Any, Any]]:
@@ -264,7 +263,7 @@ def _callbacks(registry: Registry, settings: Settings) -> list[tuple[Any, Any]]:
         if component not in chosen:
             chosen.append(component)
     chosen.sort(key=lambda c: (c.order, c.name))
-    spread = _spread(settings.params.get("callback", {}), chosen, "callback")
+    spread = spread_params(settings.params.get("callback", {}), {c.name: c for c in chosen}, in_group("callback"))
     return [(c, params_mod.build(c.params, spread[c.name], f"callback '{c.name}'")) for c in chosen]
 
 
@@ -325,7 +324,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
             raise ParameterError(f"-p {slot}.*: architecture '{arch.name}' has no {slot}")
         if slot == "metric":
             raise ParameterError("-p metric.*: metrics take their parameters in `gan eval -p metric.NAME=VALUE`")
-    spread = _split_arch_params(given.get("arch", {}), pieces, arch.name)
+    spread = spread_params(given.get("arch", {}), pieces,
+                           lambda name, valid: f"architecture '{arch.name}' has no parameter '{name}' (valid: {valid})")
     params: dict[str, Any] = {}
     for role, component in pieces.items():
         values = {**spread[role], **given.get(role, {})}

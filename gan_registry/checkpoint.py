@@ -64,12 +64,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def os_reason(error: OSError) -> str:
-    return "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
-
-
-def _write_error(path: Path, error: OSError) -> WriteError:
-    return WriteError(f"could not write checkpoint {path}: {os_reason(error)}; the previous checkpoint is kept")
+def write_error(what: str, error: OSError) -> WriteError:
+    """A failed write of a run's file (checkpoint, grid, log), in the one line every such failure gets."""
+    reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+    return WriteError(f"could not write {what}: {reason}; the previous checkpoint is kept")
 
 
 def remove_leftovers(folder: Path) -> None:
@@ -90,7 +88,7 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
-        raise _write_error(path, error) from None
+        raise write_error(f"checkpoint {path}", error) from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": FORMAT_VERSION, **payload}, f)
@@ -99,7 +97,7 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
         os.replace(tmp, path)
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)
-        raise _write_error(path, error) from None
+        raise write_error(f"checkpoint {path}", error) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -124,7 +122,7 @@ def _link_atomic(source: Path, target: Path) -> None:
         os.replace(tmp, target)
     except OSError as error:
         tmp.unlink(missing_ok=True)
-        raise _write_error(target, error) from None
+        raise write_error(f"checkpoint {target}", error) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

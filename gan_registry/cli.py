@@ -3,21 +3,15 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import _console
+from ._components import kind_named, kind_words
 from .scaffold import new_plugin_command
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
-
-def _kind_words() -> list[str]:
-    from ._components import KINDS
-
-    return sorted({word for k in KINDS for word in (k.name, k.plural, k.flag)})
-
 
 class _Group(click.Group):
     """Turns the user's mistakes into one-line errors with exit code 2."""
@@ -109,12 +103,10 @@ def _component_row(c) -> dict[str, Any]:
 
 
 @cli.command("list")
-@click.argument("kind", required=False, type=click.Choice(_kind_words()), metavar="[KIND]")
+@click.argument("kind", required=False, type=click.Choice(kind_words()), metavar="[KIND]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_command(kind: str | None, as_json: bool) -> None:
     """Registered components, optionally of one KIND (architectures, objectives, datasets, ...)."""
-    from ._components import kind_named
-
     registry = _registry()
     components = registry.components(kind_named(kind).name if kind else None)
     if as_json:
@@ -133,12 +125,10 @@ def list_command(kind: str | None, as_json: bool) -> None:
 
 @cli.command("describe")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(_kind_words()), help="When NAME is taken by several kinds.")
+@click.option("--kind", type=click.Choice(kind_words()), help="When NAME is taken by several kinds.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def describe_command(name: str, kind: str | None, as_json: bool) -> None:
     """Summary, parameters (type, default, help), needs and providing plugin of NAME."""
-    from ._components import kind_named
-
     registry = _registry()
     found = [registry.get(kind_named(kind).name, name)] if kind else registry.find(name)
     if not found:

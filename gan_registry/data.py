@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ._callbacks import STOP_EXIT_CODES
 from .errors import UserError
 
 
@@ -20,7 +21,7 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+STOP_SIGNALS = set(STOP_EXIT_CODES)
 
 
 def _ignore_stop_signals(worker_id: int) -> None:

@@ -109,7 +109,7 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 def load(registry: Registry, path: Path) -> ExportedGenerator:
     """Rebuild the generator of an exported file, in eval mode, on the CPU."""
-    from .training import latent_sampler, standard_normal
+    from ._components import latent_sampler, standard_normal
 
     path = Path(path)
     tensors, metadata = _read(path)

@@ -12,7 +12,7 @@ from ._registry import Registry
 from .errors import IncompatibleError, UserError
 from .plugins import blame
 from .runs import load_networks
-from .training import latent_sampler
+from ._components import latent_sampler
 
 CHUNK = 1024
 
@@ -99,11 +99,11 @@ def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int
     `params` ({name: value}) go to each chosen metric that declares them (`gan eval -p metric.NAME=VALUE`).
     """
     from . import params as params_mod
-    from ._plan import _spread
+    from ._plan import in_group, spread_params
 
     plan, networks = load_networks(registry, run_dir)
     chosen = [registry.get("metric", m) for m in metrics] if metrics else registry.components("metric")
-    spread = _spread(params or {}, chosen, "metric")
+    spread = spread_params(params or {}, {m.name: m for m in chosen}, in_group("metric"))
     samples = _generate(plan, networks, n, seed)
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}

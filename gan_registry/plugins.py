@@ -26,8 +26,12 @@ def _blocked_names(env) -> set[str]:
     return {n.strip() for n in env.get(BLOCK_ENV, "").split(",") if n.strip()}
 
 
+def _on(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no")
+
+
 def _strict(env) -> bool:
-    return env.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return _on(env.get(STRICT_ENV))
 
 
 def _fail(info: PluginInfo, error: BaseException, strict: bool) -> None:
@@ -112,7 +116,7 @@ def blame(component: Component, action: str, env=None) -> Iterator[None]:
         raise
     except Exception as error:
         env = os.environ if env is None else env
-        if _strict(env) or _strict({STRICT_ENV: env.get(DEBUG_ENV, "")}):
+        if _strict(env) or _on(env.get(DEBUG_ENV)):
             raise
         detail = " ".join(str(error).split()) or "(no message)"
         raise PluginFailure(

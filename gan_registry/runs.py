@@ -114,11 +114,11 @@ def plan_for_run(registry: Registry, run_dir: Path, *, for_training: bool = True
     except TypeError as error:
         raise UserError(f"{run_dir}/{CONFIG_NAME} does not match this gan-registry version: {error}") from None
     plan = make_plan(registry, settings, take_suggestions=False, for_training=for_training)
-    recorded = config.get("components")
+    recorded, current = config.get("components"), plan.component_record()
     for slot, was in (recorded.items() if isinstance(recorded, dict) else ()):
         if not isinstance(was, dict):
             continue
-        now = plan.component_record().get(slot, {})
+        now = current.get(slot, {})
         if was.get("version") != now.get("version"):
             import warnings
 

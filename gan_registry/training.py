@@ -1,14 +1,11 @@
 """The one training loop: every objective runs through it as a list of phases."""
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
 import random
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +13,10 @@ import numpy as np
 import torch
 
 from . import checkpoint, render
-from ._components import Batch, latent_sampler, standard_normal
-from ._plan import Plan, check_phases
+from ._components import Batch, latent_sampler
+from ._plan import Plan
 from .data import Batches
-from .errors import PluginFailure, WriteError
+from .errors import PluginFailure
 from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919
@@ -76,9 +73,7 @@ class Trainer:
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
         self.objective = plan.build_objective()
-        with blame(plan.objective, "making its training phases"):
-            self.phases = self.objective.phases(self.models)
-        check_phases(plan.objective, self.phases)
+        self.phases = plan.build_phases(self.objective, self.models)
         self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device, labels=plan.load_labels())
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._trained_by = [
@@ -206,8 +201,7 @@ class Trainer:
             os.replace(tmp, path)
         except OSError as error:
             tmp.unlink(missing_ok=True)
-            raise WriteError(f"could not write samples {path}: {checkpoint.os_reason(error)}; the previous"
-                             " checkpoint is kept") from None
+            raise checkpoint.write_error(f"samples {path}", error) from None
         return path
 
     # -- logging: values accumulate on the device and are read once per log line ------------
