@@ -1,5 +1,9 @@
+"""Every test session shares one fresh gan-registry cache: a classifier extractor trained once serves all tests,
+and no test reads or writes the user's own cache."""
 import os
+import tempfile
 
-# Tests train tiny models, sometimes in several `gan` subprocesses at once: one intra-op thread
-# each is faster than oversubscribed thread pools, which run 3-10x slower on a busy 2-core machine.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+def pytest_configure(config):
+    if not os.environ.get("GAN_REGISTRY_TEST_KEEP_CACHE"):
+        os.environ["GAN_REGISTRY_CACHE"] = tempfile.mkdtemp(prefix="gan-registry-test-cache-")

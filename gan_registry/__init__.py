@@ -14,6 +14,9 @@ from ._components import (
     DataSource,
     Discriminator,
     Encoder,
+    Extractor,
+    ExtractorContext,
+    Features,
     Generator,
     Kind,
     Metric,
@@ -24,6 +27,7 @@ from ._components import (
     Phase,
     resolve_norm,
     standard_normal,
+    to_unit,
 )
 from ._registry import PluginInfo, Registry, qualified_name
 from .api import Run, load_plugins
@@ -42,13 +46,25 @@ from .protocols import (
     CallbackProtocol,
     DiscriminatorProtocol,
     EncoderProtocol,
+    ExtractorProtocol,
     GeneratorProtocol,
     LatentPrior,
     MetricProtocol,
     ObjectiveProtocol,
 )
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
+
+
+def load_weights(path):
+    """A weights file (a state dict saved with torch.save) opened as untrusted input: plain tensors only.
+
+    A file holding Python objects is refused (CheckpointError, exit 2) without running anything in it.
+    """
+    from .checkpoint import load_weights as load
+
+    return load(path)
+
 
 __all__ = [
     "KINDS",
@@ -63,6 +79,10 @@ __all__ = [
     "DiscriminatorProtocol",
     "Encoder",
     "EncoderProtocol",
+    "Extractor",
+    "ExtractorContext",
+    "ExtractorProtocol",
+    "Features",
     "Generator",
     "GeneratorProtocol",
     "CheckpointError",
@@ -88,8 +108,10 @@ __all__ = [
     "UserError",
     "hookimpl",
     "load_plugins",
+    "load_weights",
     "qualified_name",
     "resolve_norm",
     "standard_normal",
+    "to_unit",
     "__version__",
 ]

@@ -7,7 +7,10 @@ trainer in ascending `order`:
 - `on_log(run, record)`: one log line (step, epoch, the mean of each logged value since the last line,
   images/s), read from the device once for all callbacks;
 - `on_epoch_end(run)`, then `on_step_end(run)`, after each generator step;
-- `before_save(run)`: before a checkpoint is written; raising keeps the previous checkpoint.
+- `before_save(run)`: before a checkpoint is written; raising keeps the previous checkpoint;
+- `on_evaluate(run, record)`: the values `--eval-every` measured (step, epoch, "eval/NAME": value, ...).
+
+A callback with `state_dict()` and `load_state_dict(state)` has that state (plain data) checkpointed.
 """
 from __future__ import annotations
 
@@ -149,8 +152,90 @@ class Checkpoints:
         run.save()
 
 
+EVAL_SEED_OFFSET = 104_729
+FINAL_SEED_OFFSET = 130_363
+
+
+class Evaluation:
+    """`--eval-every N`: the chosen metrics every N steps and at the end; checkpoints/best.pt keeps the best step.
+
+    Its samples come from noise of its own (seeded by the run's seed and the step), drawn with the generator in
+    eval mode and every random state left as it was: a run trains exactly as it would without evaluation. The
+    number reported when the run ends is measured once more on fresh samples, not on those that chose best.pt.
+    """
+
+    def __init__(self) -> None:
+        self.best: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best")
+
+    def on_train_start(self, run: Any) -> None:
+        evaluator = run.plan.evaluator
+        evaluator.device = run.device
+        if evaluator.extractor is not None:  # trains or loads the extractor and the reference features now
+            evaluator.reference_features()
+
+    def on_step_end(self, run: Any) -> None:
+        if run.step % run.plan.settings.eval_every == 0 or run.finished:
+            self._evaluate(run, "eval", run.plan.settings.seed * 1_000_003 + run.step + EVAL_SEED_OFFSET)
+
+    def on_train_end(self, run: Any) -> None:
+        values = self._evaluate(run, "final", run.plan.settings.seed + FINAL_SEED_OFFSET, keep_best=False)
+        first = next(iter(values))
+        summary = f"{first} {values[first]:.4g} at step {run.step} (fresh samples)"
+        if self.best is not None:
+            summary += (f"; best {self.best['key']} {self.best['value']:.4g} at step {self.best['step']}"
+                        " (checkpoints/best.pt)")
+        print(f"evaluation: {summary}", file=sys.stderr, flush=True)
+
+    def _evaluate(self, run: Any, prefix: str, seed: int, keep_best: bool = True) -> dict[str, float]:
+        from .checkpoint import preserved_rng
+        from .evaluation import ImageSet
+        from .generate import draw
+
+        import time
+
+        started = time.perf_counter()
+        evaluator, settings = run.plan.evaluator, run.plan.settings
+        generator = run.models["generator"]
+        was_training = generator.training
+        with preserved_rng():
+            try:
+                generator.eval()
+                samples = draw(lambda z: generator(z.to(run.device)).cpu(), run.prior, run.plan.latent_dim,
+                               settings.eval_samples, seed)
+            finally:
+                generator.train(was_training)
+            fake = ImageSet(samples, run.plan.spec.value_range, f"{settings.eval_samples:,} samples (seed {seed})")
+            report = evaluator.measure(fake, samples, run.plan.data)
+        values = {key: value for result in report["metrics"].values() for key, value in result.items()
+                  if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        record = {"step": run.step, "epoch": run.epoch, **{f"{prefix}/{k}": v for k, v in values.items()}}
+        if keep_best:
+            self._keep_best(run, report)
+            record["eval/best_step"] = self.best["step"]
+        run.evaluated(record, seconds=time.perf_counter() - started)
+        return values
+
+    def _keep_best(self, run: Any, report: dict[str, Any]) -> None:
+        metric = run.plan.evaluator.metrics[0]
+        key, value = next(iter(report["metrics"][metric.name].items()))
+        better = self.best is None or (value < self.best["value"] if metric.better == "lower"
+                                       else value > self.best["value"])
+        if better and math.isfinite(value):
+            self.best = {"step": run.step, "metric": metric.name, "key": key, "value": float(value)}
+            run.save_as("best.pt")
+
+
 class JsonlLog:
-    """metrics.jsonl: one JSON object per log line."""
+    """metrics.jsonl: one JSON object per log line, and one per evaluation."""
+
+    def on_evaluate(self, run: Any, record: dict[str, Any]) -> None:
+        self.on_log(run, record)
 
     def on_log(self, run: Any, record: dict[str, Any]) -> None:
         path = run.run_dir / "metrics.jsonl"
@@ -188,6 +273,17 @@ class Progress:
             print(f"step {record['step']} epoch {record['epoch']} {parts} images/s={record['images_per_s']}",
                   file=sys.stderr, flush=True)
 
+    def on_evaluate(self, run: Any, record: dict[str, Any]) -> None:
+        shown = {k.split("/", 1)[-1]: f"{v:.4g}" for k, v in record.items()
+                 if k.startswith("eval/") and isinstance(v, float)}
+        if not shown:
+            return  # the final measurement has its own summary line
+        if self.bar is not None:
+            self.bar.set_postfix(**shown, refresh=True)
+        else:
+            parts = " ".join(f"{k}={v}" for k, v in shown.items())
+            print(f"step {record['step']} evaluation {parts}", file=sys.stderr, flush=True)
+
     def teardown(self, run: Any) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -210,3 +306,6 @@ BUILTIN = (
 def register_callbacks(register):
     for name, order, cls, summary in BUILTIN:
         register(Callback(name=name, summary=summary, factory=lambda params, cls=cls: cls(), always=True, order=order))
+    # After the grid, before the checkpoint of that step: best.pt and last.pt then agree on the best so far.
+    register(Callback(name="evaluation", summary="--eval-every: metrics during training, checkpoints/best.pt",
+                      factory=lambda params: Evaluation(), order=45))

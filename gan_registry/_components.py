@@ -276,6 +276,8 @@ class Dataset(Component):
 
     kind: ClassVar[str] = "dataset"
     factory: Callable[[Any, DataContext], DataSource]
+    extractor: str | None = None
+    """The feature extractor its image metrics use by default (else the engine's default, inception-v3)."""
     suggests: dict[str, Any] = field(default_factory=dict)
     """Run settings this data trains well with (latent_dim, batch_size, steps, lr_scale,
     lr_decay_start), used where the user set nothing; `gan describe` and `gan run` show them."""
@@ -293,12 +295,66 @@ class Dataset(Component):
 class Metric(Component):
     """An evaluation of generated samples.
 
-    factory(params) -> callable(samples, data: DataSource) -> dict[str, float]; it raises
-    IncompatibleError when it does not apply to that data (e.g. needs known mode centres).
+    With `inputs="samples"`: factory(params) -> callable(samples, data: DataSource) -> dict[str, float].
+    With `inputs="features"`: factory(params) -> callable(fake: Features, real: Features) -> dict[str, float],
+    on the features a feature extractor gives of generated and of reference images (FID, KID, ...).
+    Either raises IncompatibleError when it does not apply (e.g. it needs known mode centres).
     """
 
     kind: ClassVar[str] = "metric"
     factory: Callable[[Any], Any]
+    inputs: Literal["samples", "features"] = "samples"
+    better: Literal["lower", "higher"] | None = None
+    """Whether a lower or a higher first value is better; what `--eval-every` needs to keep `best.pt`."""
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a feature extractor made of one set of images, for feature metrics."""
+
+    features: Any
+    """(N, D) float tensor on the CPU."""
+    logits: Any = None
+    """(N, K) class logits on the CPU where the extractor is a classifier (Inception Score needs them)."""
+
+
+@dataclass(frozen=True)
+class ExtractorContext:
+    """What a feature extractor's factory is told."""
+
+    device: Any
+    cache_dir: Any
+    """A folder (pathlib.Path) of its own in the user's cache, for weights it trains or converts."""
+    data: DataSource | None = None
+    """The reference dataset, where the reference is one (a classifier trains on its labels)."""
+    data_key: str | None = None
+    """A text naming that dataset with its parameters and size, for cache keys."""
+    seed: int = 0
+
+
+def to_unit(images: Any, value_range: tuple[float, float] | None) -> Any:
+    """Images (N, C, H, W) in a value range as floats in [0, 1], the form every feature extractor takes."""
+    from .errors import IncompatibleError
+
+    if images.ndim != 4:
+        raise IncompatibleError(f"image metrics need images (N, C, H, W); these samples have shape "
+                                f"{tuple(images.shape)}")
+    lo, hi = value_range if value_range is not None else (float(images.min()), float(images.max()))
+    return ((images.float() - lo) / (hi - lo)).clamp(0, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Extractor(Component):
+    """A feature extractor for image metrics (`--extractor NAME`, `-p extractor.PARAM=VALUE`).
+
+    factory(params, ExtractorContext) -> an object with `extract(images) -> {"features": (N, D), "logits":
+    (N, K) or absent}` for float images (N, C, H, W) in [0, 1] on the context's device, a `protocol` dict
+    (what the numbers were measured with: network, input size, resizing) and a `cache_key` text naming the
+    network and its weights. Raise IncompatibleError where it cannot apply, UserError for a missing file.
+    """
+
+    kind: ClassVar[str] = "extractor"
+    factory: Callable[[Any, ExtractorContext], Any]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,6 +402,8 @@ KINDS: tuple[Kind, ...] = (
          "data: sample shape, value range and a loader"),
     Kind("metric", "metrics", Metric, "register_metrics", "metric",
          "evaluations of generated samples (`gan eval`)"),
+    Kind("extractor", "extractors", Extractor, "register_extractors", "extractor",
+         "feature networks image metrics compare generated and real images in (Inception, a classifier)"),
     Kind("callback", "callbacks", Callback, "register_callbacks", "callback",
          "what the trainer does besides training: sample grids, checkpoints, logs, stopping"),
 )

@@ -42,6 +42,13 @@ class Settings:
     """Checkpoints kept: 1 keeps only last.pt; N > 1 also keeps step-N.pt files of the N newest saves."""
     callbacks: list[str] = field(default_factory=list)
     """Callbacks to add to the ones every run has (`gan run --callback NAME`)."""
+    eval_every: int | None = None
+    """Measure quality every N steps and at the end, keeping checkpoints/best.pt (`--eval-every`)."""
+    eval_metrics: list[str] = field(default_factory=list)
+    """Metrics of --eval-every (default: fid); the first one's first value picks best.pt."""
+    eval_samples: int = 2000
+    extractor: str | None = None
+    """The feature extractor of image metrics (default: the dataset's own, else inception-v3)."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -50,7 +57,7 @@ class Settings:
         if self.epochs is not None and self.steps is not None:
             raise UserError("give --epochs or --steps, not both")
         for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every", "keep",
-                     "seed"):
+                     "seed", "eval_every", "eval_samples"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise UserError(f"--{name.replace('_', '-')} must be an integer, got {value!r}")
@@ -70,6 +77,11 @@ class Settings:
         if not (isinstance(self.callbacks, (list, tuple)) and all(isinstance(c, str) for c in self.callbacks)):
             raise UserError(f"callbacks must be a list of callback names, got {self.callbacks!r}")
         self.callbacks = list(self.callbacks)
+        if not (isinstance(self.eval_metrics, (list, tuple)) and all(isinstance(m, str) for m in self.eval_metrics)):
+            raise UserError(f"eval_metrics must be a list of metric names, got {self.eval_metrics!r}")
+        self.eval_metrics = list(self.eval_metrics)
+        if self.eval_every is None and (self.eval_metrics or self.extractor):
+            raise UserError("--eval-metric and --extractor choose what --eval-every measures; give --eval-every STEPS")
         unknown = set(self.params) - set(PARAM_SLOTS)
         if unknown:
             raise ParameterError(
@@ -96,6 +108,8 @@ class Plan:
     """The dataset's suggestions this run took (where the user set nothing)."""
     callbacks: list[tuple[Any, Any]] = field(default_factory=list)
     """(callback component, its params), in the order they run."""
+    evaluator: Any = None
+    """What `--eval-every` measures (an evaluation.Evaluator), for runs that evaluate while training."""
 
     def build_callbacks(self) -> list[Any]:
         built = []
@@ -258,7 +272,8 @@ def in_group(group: str) -> Callable[[str, str], str]:
 
 def _callbacks(registry: Registry, settings: Settings) -> list[tuple[Any, Any]]:
     chosen = [c for c in registry.components("callback") if c.always]
-    for name in settings.callbacks:
+    wanted = settings.callbacks + (["evaluation@gan-registry"] if settings.eval_every else [])
+    for name in wanted:
         component = registry.get("callback", name)
         if component not in chosen:
             chosen.append(component)
@@ -322,8 +337,9 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     for slot in given:
         if slot in NETWORK_ROLES and slot not in pieces:
             raise ParameterError(f"-p {slot}.*: architecture '{arch.name}' has no {slot}")
-        if slot == "metric":
-            raise ParameterError("-p metric.*: metrics take their parameters in `gan eval -p metric.NAME=VALUE`")
+        if slot in ("metric", "extractor") and not settings.eval_every:
+            raise ParameterError(f"-p {slot}.*: set what `--eval-every` measures, or give it to "
+                                 f"`gan eval -p {slot}.NAME=VALUE`")
     spread = spread_params(given.get("arch", {}), pieces,
                            lambda name, valid: f"architecture '{arch.name}' has no parameter '{name}' (valid: {valid})")
     params: dict[str, Any] = {}
@@ -357,4 +373,24 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     plan = Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested,
                 _callbacks(registry, settings) if for_training else [])
     plan.check()
+    if for_training and settings.eval_every:
+        plan.evaluator = _evaluator(registry, plan)
     return plan
+
+
+def _evaluator(registry: Registry, plan: Plan) -> Any:
+    """What --eval-every measures, checked before training: names, parameters, the direction of the first."""
+    from . import evaluation
+
+    s = plan.settings
+    reference = None
+    if len(plan.spec.sample_shape) == 3:
+        reference = evaluation.reference_of(plan.dataset, plan.params["dataset"], plan.data, s.data_dir)
+    evaluator = evaluation.Evaluator.choose(
+        registry, s.eval_metrics or ["fid"], {k: s.params.get(k, {}) for k in ("metric", "extractor")}, s.extractor,
+        reference, default_extractor=plan.dataset.extractor, seed=s.seed)
+    first = evaluator.metrics[0]
+    if first.better is None:
+        raise UserError(f"--eval-metric {first.name} comes first and so picks best.pt, but it says not whether lower"
+                        " or higher is better; put a metric that does first (e.g. fid)")
+    return evaluator

@@ -6,6 +6,7 @@ states, which Python and NumPy hand out as tuples and arrays, are converted to t
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import pickle
@@ -15,7 +16,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -54,6 +55,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Leave the Python, NumPy and torch random states (and torch's thread count) as they were."""
+    saved, threads = rng_state(), torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        set_rng_state(saved)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -152,12 +164,13 @@ def save_kept(payload: dict[str, Any], last: Path, step: int, keep: int) -> None
         old.unlink(missing_ok=True)
 
 
-def _refused(path: Path, what: str) -> CheckpointError:
-    return CheckpointError(
-        f"refused {path}: it holds Python objects ({what}), not just tensors and plain values, so loading it"
-        " could run code; nothing in it was run. It was crafted, or written by gan-registry 0.2 or older"
-        " (checkpoint format 1), which this version does not open: retrain the run"
-    )
+def _refused(path: Path, what: str, kind: str = "checkpoint") -> CheckpointError:
+    why = (f"refused {path}: it holds Python objects ({what}), not just tensors and plain values, so loading it"
+           " could run code; nothing in it was run.")
+    if kind != "checkpoint":
+        return CheckpointError(f"{why} Use a {kind} of plain tensors (a state dict saved with torch.save)")
+    return CheckpointError(f"{why} It was crafted, or written by gan-registry 0.2 or older (checkpoint format 1),"
+                           " which this version does not open: retrain the run")
 
 
 def _pickle_globals(path: Path) -> list[str]:
@@ -180,30 +193,44 @@ def _pickle_globals(path: Path) -> list[str]:
     return names
 
 
-def load(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """A checkpoint's payload; refuses anything that is not plain data, without running it."""
-    path = Path(path)
+def _load_plain(path: Path, kind: str, map_location: Any) -> Any:
+    """A torch.save file's payload, loaded with weights_only=True; a pickle with code in it is refused unrun."""
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    corrupt = f"checkpoint {path} is corrupt or truncated"
+        raise CheckpointError(f"no {kind} at {path}")
+    corrupt = f"{kind} {path} is corrupt or truncated"
     if not zipfile.is_zipfile(path):  # torch.save has written zip files since torch 1.6; ours always are
         imported = _pickle_globals(path)
         if imported:
-            raise _refused(path, ", ".join(dict.fromkeys(imported)))
+            raise _refused(path, ", ".join(dict.fromkeys(imported)), kind)
         raise CheckpointError(f"{corrupt} (not a torch zip file)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         if found:
-            raise _refused(path, found.group(1)) from None
+            raise _refused(path, found.group(1), kind) from None
         raise CheckpointError(f"{corrupt} ({type(error).__name__})") from None
     except Exception as error:
         raise CheckpointError(f"{corrupt} ({type(error).__name__})") from None
+
+
+def load(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint's payload; refuses anything that is not plain data, without running it."""
+    path = Path(path)
+    payload = _load_plain(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         found = payload.get("format") if isinstance(payload, dict) else None
         detail = f" (it says format {found})" if found is not None else ""
         raise CheckpointError(f"{path} is not a gan-registry checkpoint of format {FORMAT_VERSION}{detail}")
     return payload
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A weights file (a state dict saved with torch.save), opened as untrusted input: plain tensors only."""
+    path = Path(path).expanduser()
+    state = _load_plain(path, "weights file", "cpu")
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise CheckpointError(f"weights file {path} is not a state dict (a dict of tensors)")
+    return state

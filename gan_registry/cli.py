@@ -209,8 +209,9 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
             else:
                 raise UserError(f"--config {config_path}: unknown key '{key}' (valid: {', '.join(sorted(known))}, params)")
     values.update({k: v for k, v in flags.items() if v is not None and v != ()})
-    if "callbacks" in values:
-        values["callbacks"] = list(values["callbacks"])
+    for listed in ("callbacks", "eval_metrics"):
+        if listed in values:
+            values[listed] = list(values[listed])
     for slot, table in _parse_param_flags(param_flags).items():
         params.setdefault(slot, {}).update(table)
     for required in ("arch", "objective"):
@@ -246,6 +247,12 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--keep", type=int, help="Keep the N newest checkpoints as checkpoints/step-N.pt besides last.pt (default 1: last.pt only).")
 @click.option("--callback", "callbacks", multiple=True, metavar="NAME",
               help="Add a callback to the ones every run has (see `gan list callbacks`); repeatable.")
+@click.option("--eval-every", type=int, metavar="STEPS",
+              help="Measure quality every STEPS steps (and at the end) and keep checkpoints/best.pt.")
+@click.option("--eval-metric", "eval_metrics", multiple=True, metavar="NAME",
+              help="Metric of --eval-every (repeatable; default fid); the first picks best.pt.")
+@click.option("--eval-samples", type=int, help="Generated samples per evaluation (default 2000).")
+@click.option("--extractor", help="Feature extractor of image metrics (default: the dataset's, else inception-v3).")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
@@ -318,33 +325,64 @@ def reconstruct_command(run_dir: Path, count: int, seed: int, output: Path) -> N
 
 
 @cli.command("eval")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--metric", "metrics", multiple=True, help="Metric to run (repeatable; default: every one that applies).")
 @click.option("--samples", "count", type=int, default=2500, show_default=True, help="Generated samples to evaluate.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-p", "param", multiple=True, metavar="metric.PARAM=VALUE",
-              help="Set a parameter of the metrics that declare it; repeatable.")
+@click.option("--extractor", help="Feature extractor of image metrics (default: the dataset's, else inception-v3).")
+@click.option("--real", metavar="SRC", help="Reference images: a dataset (NAME, NAME:train, NAME:heldout) or a folder.")
+@click.option("--fake", metavar="SRC", help="Images to score: a run folder, a `gan export` file, a folder or a dataset.")
+@click.option("--reference-split", type=click.Choice(["auto", "train", "heldout"]), default="auto", show_default=True,
+              help="auto: the held-out split where it has 10,000 images or more, else the training split.")
+@click.option("--checkpoint", "checkpoint_name", type=click.Choice(["last", "best"]), default="last", show_default=True,
+              help="Which of the run's checkpoints to sample (best.pt is kept by `gan run --eval-every`).")
+@click.option("--data-dir", type=click.Path(), help="Where the files of a --real/--fake dataset are.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where features are extracted.")
+@click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE",
+              help="metric.PARAM, extractor.PARAM (or dataset.PARAM of a --real/--fake dataset); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def eval_command(run_dir: Path, metrics: tuple[str, ...], count: int, seed: int, param: tuple[str, ...],
-                 as_json: bool) -> None:
-    """Evaluate a run's samples with metric plugins; also writes RUN_DIR/eval.json."""
+def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, seed: int, extractor: str | None,
+                 real: str | None, fake: str | None, reference_split: str, checkpoint_name: str, data_dir: str | None,
+                 device: str, param: tuple[str, ...], as_json: bool) -> None:
+    """Measure a run's samples (RUN_DIR/eval.json keeps the report), or any two image sources with --real/--fake.
+
+    Each number comes with its protocol: extractor, generated samples, reference split and size, resizing.
+    """
     from . import generate
+    from .training import resolve_device
 
     if count < 1:
         raise UserError("--samples must be at least 1")
     grouped = _parse_param_flags(param)
-    if set(grouped) - {"metric"}:
-        raise UserError(f"gan eval -p takes metric.PARAM=VALUE, not {sorted(set(grouped) - {'metric'})[0]}.*")
-    report = generate.evaluate(_registry(), run_dir, metrics, count, seed, grouped.get("metric", {}))
+    allowed = {"metric", "extractor"} | ({"dataset"} if run_dir is None else set())
+    if set(grouped) - allowed:
+        raise UserError(f"gan eval -p takes {', '.join(f'{g}.PARAM' for g in sorted(allowed))}=VALUE, "
+                        f"not {sorted(set(grouped) - allowed)[0]}.*")
+    where = str(resolve_device(device))
+    registry = _registry()
+    if run_dir is not None:
+        if real or fake:
+            raise UserError("give RUN_DIR, or --real and --fake, not both")
+        report = generate.evaluate(registry, run_dir, metrics, count, seed, grouped.get("metric", {}),
+                                   extractor=extractor, extractor_params=grouped.get("extractor", {}),
+                                   reference_split=reference_split, checkpoint_name=f"{checkpoint_name}.pt",
+                                   device=where)
+    else:
+        if not (real and fake):
+            raise UserError("give a RUN_DIR to evaluate, or both --real SRC and --fake SRC")
+        report = generate.compare(registry, real, fake, metrics, count, seed, grouped, extractor=extractor,
+                                  data_dir=data_dir, reference_split=reference_split, device=where)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     for name, values in report["metrics"].items():
-        click.echo(f"{name}:")
-        for key, value in values.items():
-            click.echo(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        click.echo(f"{name}: {shown}")
     for name, reason in report["skipped"].items():
         click.echo(f"skipped {name}: {reason}")
+    for key, value in report.get("protocol", {}).items():
+        click.echo(f"  {key}: {value}")
 
 
 cli.add_command(new_plugin_command)

@@ -93,32 +93,75 @@ def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path)
 
 
 def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int, seed: int,
-             params: dict[str, Any] | None = None) -> dict[str, Any]:
+             params: dict[str, Any] | None = None, *, extractor: str | None = None,
+             extractor_params: dict[str, Any] | None = None, reference_split: str = "auto",
+             checkpoint_name: str = "last.pt", device: str = "cpu") -> dict[str, Any]:
     """Run the named metrics (or every one that applies) on `n` samples; also saved to RUN_DIR/eval.json.
 
-    `params` ({name: value}) go to each chosen metric that declares them (`gan eval -p metric.NAME=VALUE`).
+    `params` ({name: value}) go to each chosen metric that declares them (`gan eval -p metric.NAME=VALUE`),
+    `extractor_params` to the feature extractor (`-p extractor.NAME=VALUE`). Feature metrics compare with the
+    run's dataset: its held-out split where that is large enough (or `reference_split`), else its training split.
     """
-    from . import params as params_mod
-    from ._plan import in_group, spread_params
+    from . import evaluation
 
-    plan, networks = load_networks(registry, run_dir)
-    chosen = [registry.get("metric", m) for m in metrics] if metrics else registry.components("metric")
-    spread = spread_params(params or {}, {m.name: m for m in chosen}, in_group("metric"))
+    plan, networks = load_networks(registry, run_dir, checkpoint_name=checkpoint_name)
+    reference = None
+    if len(plan.spec.sample_shape) == 3:
+        reference = evaluation.reference_of(plan.dataset, plan.params["dataset"], plan.data, plan.settings.data_dir,
+                                            reference_split)
+    evaluator = evaluation.Evaluator.choose(
+        registry, metrics, {"metric": params or {}, "extractor": extractor_params or {}}, extractor, reference,
+        default_extractor=plan.dataset.extractor, device=device, seed=plan.settings.seed)
     samples = _generate(plan, networks, n, seed)
-    results: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    for metric in chosen:
-        try:
-            with blame(metric, "evaluating the samples"):
-                values = params_mod.build(metric.params, spread[metric.name], f"metric '{metric.name}'")
-                results[metric.name] = metric.factory(values)(samples, plan.data)
-        except IncompatibleError as error:
-            if metrics:
-                raise UserError(f"metric '{metric.name}' does not apply to {run_dir}: {error}") from None
-            skipped[metric.name] = str(error)
-    if not results:
-        reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no metric plugins installed"
-        raise UserError(f"no metric applies to {run_dir} ({reasons})")
-    report = {"samples": n, "seed": seed, "metrics": results, "skipped": skipped}
+    fake = evaluation.ImageSet(samples, plan.spec.value_range,
+                               f"{n:,} samples of {run_dir} ({checkpoint_name}, seed {seed})")
+    report = evaluator.measure(fake, samples, plan.data, required=bool(metrics))
+    report = {"samples": n, "seed": seed, **report}
     (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def image_source(registry: Registry, text: str, n: int, seed: int, dataset_params: dict[str, Any],
+                 data_dir: str | None, reference_split: str) -> Any:
+    """What `gan eval --real/--fake SRC` names: a run or exported generator (n samples drawn), a folder of
+    images, or a dataset as NAME or NAME:train / NAME:heldout."""
+    from . import evaluation, export
+    from . import params as params_mod
+    from ._components import DataContext
+
+    path = Path(text).expanduser()
+    if path.is_file() and export.is_export(path) or (path / "checkpoints" / "last.pt").is_file():
+        samples, value_range = samples_of(registry, path, n, seed)
+        return evaluation.ImageSet(samples, value_range, f"{n:,} samples of {path} (seed {seed})")
+    if path.is_dir():
+        return evaluation.read_image_folder(path)
+    name, _, split = text.partition(":")
+    if path.exists() or "/" in text:
+        raise UserError(f"{text} is not a run folder, a file written by `gan export` or a folder of images")
+    dataset = registry.get("dataset", name)
+    values = params_mod.build(dataset.params, dataset_params, f"dataset '{dataset.name}'")
+    with blame(dataset, "describing its data"):
+        data = dataset.factory(values, DataContext(data_dir=data_dir))
+    return evaluation.reference_of(dataset, values, data, data_dir, split or reference_split)
+
+
+def compare(registry: Registry, real: str, fake: str, metrics: tuple[str, ...], n: int, seed: int,
+            params: dict[str, dict[str, Any]], *, extractor: str | None = None, data_dir: str | None = None,
+            reference_split: str = "auto", device: str = "cpu") -> dict[str, Any]:
+    """Feature metrics of any two image sources (`gan eval --real SRC --fake SRC`): ours or another framework's."""
+    reference = image_source(registry, real, n, seed, params.get("dataset", {}), data_dir, reference_split)
+    generated = image_source(registry, fake, n, seed, params.get("dataset", {}), data_dir, reference_split)
+    from . import evaluation
+
+    default = reference.dataset.extractor if reference.dataset is not None else None
+    evaluator = evaluation.Evaluator.choose(registry, metrics, params, extractor, reference,
+                                            default_extractor=default, device=device, seed=seed)
+    chosen_sample_metrics = [m.name for m in evaluator.metrics if m.inputs != "features"]
+    if metrics and chosen_sample_metrics:
+        raise UserError(f"--real/--fake compare images by their features; metric '{chosen_sample_metrics[0]}' "
+                        "measures a run's samples (give the run folder instead)")
+    evaluator.metrics = [m for m in evaluator.metrics if m.inputs == "features"]
+    if not evaluator.metrics:
+        raise UserError("no feature metric is installed (pip install gan-registry-image-metrics)")
+    return {"samples": len(generated), "seed": seed, **evaluator.measure(generated, required=bool(metrics))}
+

@@ -60,6 +60,27 @@ class MetricProtocol(Protocol):
     def __call__(self, samples: Any, data: Any) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class FeatureMetricProtocol(Protocol):
+    """What a feature metric's factory returns (`Metric(inputs="features")`): Features of fake and real -> {name: number}."""
+
+    def __call__(self, fake: Any, real: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ExtractorProtocol(Protocol):
+    """What a feature extractor's factory returns."""
+
+    protocol: dict[str, Any]
+    """Shown with every number: the network, its input size, how images were resized."""
+    cache_key: str
+    """Names the network and its weights: reference features are cached under it."""
+
+    def extract(self, images: Any) -> dict[str, Any]:
+        """Float images (N, C, H, W) in [0, 1] -> {"features": (N, D), "logits": (N, K), optional}."""
+        ...
+
+
 class CallbackProtocol(Protocol):
     """What a callback's factory returns; define only the events you need (all are optional).
 
@@ -73,6 +94,7 @@ class CallbackProtocol(Protocol):
     def on_step_end(self, run: Any) -> None: ...
     def on_epoch_end(self, run: Any) -> None: ...
     def on_log(self, run: Any, means: dict[str, float]) -> None: ...
+    def on_evaluate(self, run: Any, record: dict[str, Any]) -> None: ...
     def before_save(self, run: Any) -> None: ...
     def on_train_end(self, run: Any) -> None: ...
     def teardown(self, run: Any) -> None: ...

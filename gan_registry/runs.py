@@ -234,12 +234,13 @@ def train_new(trainer) -> None:
         raise
 
 
-def load_networks(registry: Registry, run_dir: Path, device: str = "cpu") -> tuple[Plan, dict[str, Any]]:
-    """The run's networks with their last checkpointed weights, in eval mode."""
+def load_networks(registry: Registry, run_dir: Path, device: str = "cpu", checkpoint_name: str = "last.pt"
+                  ) -> tuple[Plan, dict[str, Any]]:
+    """The run's networks with their checkpointed weights (last.pt, or e.g. best.pt), in eval mode."""
     import torch
 
     plan, _ = plan_for_run(registry, run_dir, for_training=False)
-    state = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")
+    state = checkpoint.load(Path(run_dir) / "checkpoints" / checkpoint_name)
     networks = torch.nn.ModuleDict(plan.build_networks(device))
     with _fitting(run_dir):
         networks.load_state_dict(state["models"])

@@ -24,6 +24,7 @@ from ._components import (
 from ._components import Phase
 from ._registry import Registry
 from .api import Run
+from .checkpoint import preserved_rng  # noqa: F401  (public here for plugin tests)
 from .hookspecs import hookimpl
 from .plugins import load_registry
 
@@ -93,21 +94,6 @@ def build(registry: Registry | None = None, **settings: Any) -> Built:
         phases = objective.phases(networks)
     return Built(dict(networks.items()), objective, phases, dict(plan.params), plan.data, plan.spec,
                  plan.settings.as_dict())
-
-
-@contextlib.contextmanager
-def preserved_rng() -> Iterator[None]:
-    """Leave the Python, NumPy and torch random states (and torch's thread count) as they were."""
-    import torch
-
-    from .checkpoint import rng_state, set_rng_state
-
-    saved, threads = rng_state(), torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        set_rng_state(saved)
 
 
 # -- toy_plugin: tiny reference components, to test one plugin on its own ----------------------

@@ -113,6 +113,9 @@ class Trainer:
             "fixed_noise": self.fixed_noise.cpu(),
             "rng": checkpoint.rng_state(),
             "settings": self.plan.settings.as_dict(),
+            "callbacks": {component.name: callback.state_dict()
+                          for callback, component in zip(self.callbacks, self._callback_components)
+                          if component is not None and hasattr(callback, "state_dict")},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -123,6 +126,10 @@ class Trainer:
             phase.optimizer.load_state_dict(state["optimizers"][phase.name])
         self.fixed_noise = state["fixed_noise"].to(self.device)
         checkpoint.set_rng_state(state["rng"])
+        saved = state.get("callbacks", {})
+        for callback, component in zip(self.callbacks, self._callback_components):
+            if component is not None and component.name in saved and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(saved[component.name])
 
     def save(self) -> Path:
         """Write the checkpoint of the step reached; a duty that objects (non-finite weights) keeps the old one."""
@@ -130,6 +137,19 @@ class Trainer:
         checkpoint.save_kept(self.state_dict(), self.checkpoint_path, self.step, self.plan.settings.keep)
         self.saved_step = self.step
         return self.checkpoint_path
+
+    def save_as(self, name: str) -> Path:
+        """A checkpoint of the step reached under another name in checkpoints/ (e.g. best.pt); last.pt is untouched."""
+        self._call("before_save")
+        path = self.checkpoint_path.with_name(name)
+        checkpoint.save_atomic(self.state_dict(), path)
+        return path
+
+    def evaluated(self, record: dict[str, Any], seconds: float = 0.0) -> None:
+        """Hand what an evaluation measured to every callback (the log, the progress bar); the `seconds` it
+        took do not count against the training's images/s."""
+        self._started += seconds
+        self._call("on_evaluate", record)
 
     # -- loop -----------------------------------------------------------------------------
     def _estimate_total(self, max_steps: int | None, max_epochs: int | None) -> int | None:
@@ -273,6 +293,7 @@ class Trainer:
         self._reset_log()
         try:
             self._call("on_train_start")
+            self._started = time.perf_counter()  # start-up work (an extractor, reference features) is not training
             while not self._done(max_steps, max_epochs):
                 epoch_before = self.batches.epoch
                 self._set_learning_rates(total)

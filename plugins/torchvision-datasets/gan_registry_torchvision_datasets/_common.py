@@ -221,6 +221,8 @@ class TorchvisionImages:
     summary: str
     classes: tuple[str, ...] = tuple(str(d) for d in range(10))
     """The release's class names, known without reading its files."""
+    extractor: str | None = None
+    """The feature extractor its image metrics use by default (None: the engine's, inception-v3)."""
 
     def torchvision_class(self) -> Any:
         import torchvision.datasets
@@ -308,4 +310,5 @@ class TorchvisionImages:
 
 
 def dataset(spec: TorchvisionImages) -> Dataset:
-    return Dataset(name=spec.name, summary=spec.summary, params=spec.files.params, factory=spec.build)
+    return Dataset(name=spec.name, summary=spec.summary, params=spec.files.params, factory=spec.build,
+                   extractor=spec.extractor)

@@ -66,4 +66,4 @@ def build(params: DigitsParams, context) -> DataSource:
 @hookimpl
 def register_datasets(register):
     register(Dataset(name="digits", summary="scikit-learn's 1,797 handwritten 8x8 digits, resized (offline)",
-                     params=DigitsParams, factory=build))
+                     params=DigitsParams, factory=build, extractor="classifier"))
