@@ -377,12 +377,15 @@ def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, see
         click.echo(json.dumps(report, indent=2))
         return
     for name, values in report["metrics"].items():
-        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
-        click.echo(f"{name}: {shown}")
+        click.echo(f"{name}:")
+        for key, value in values.items():
+            click.echo(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     for name, reason in report["skipped"].items():
         click.echo(f"skipped {name}: {reason}")
-    for key, value in report.get("protocol", {}).items():
-        click.echo(f"  {key}: {value}")
+    if report.get("protocol"):
+        click.echo("protocol:")
+        for key, value in report["protocol"].items():
+            click.echo(f"  {key}: {value}")
 
 
 cli.add_command(new_plugin_command)

@@ -233,9 +233,9 @@ class Evaluator:
         return features
 
     # -- measuring --------------------------------------------------------------------------
-    def protocol(self, generated: str) -> dict[str, Any]:
+    def protocol(self, generated: str, with_features: bool = True) -> dict[str, Any]:
         protocol: dict[str, Any] = {"generated": generated}
-        if self.extractor is not None:
+        if self.extractor is not None and with_features and self.reference is not None:
             reference = self.reference.describe if self.reference else None
             protocol.update(reference=reference + (" (features cached)" if self._cached else ""),
                             extractor=self.extractor.name, **dict(self.built_extractor().protocol))
@@ -256,6 +256,8 @@ class Evaluator:
                 with blame(metric, "evaluating the samples"):
                     measure = metric.factory(self.metric_params[metric.name])
                     if metric.inputs == "features":
+                        if self.reference is None:
+                            raise IncompatibleError("it compares images, and these samples are not images")
                         if fake_features is None:
                             fake_features = self.features(fake)
                         results[metric.name] = measure(fake_features, self.reference_features())
@@ -271,7 +273,7 @@ class Evaluator:
         if not results:
             reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no metric plugins installed"
             raise UserError(f"no metric applies ({reasons})")
-        return {"metrics": results, "skipped": skipped, "protocol": self.protocol(fake.describe)}
+        return {"metrics": results, "skipped": skipped, "protocol": self.protocol(fake.describe, fake_features is not None)}
 
 
 def _read_cached(path: Path, key: str) -> Features | None:

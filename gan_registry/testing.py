@@ -35,6 +35,16 @@ def isolated_registry(*plugins: ModuleType | tuple[str, object], entry_points: b
     return load_registry(named, entry_points=entry_points, env={})
 
 
+def invoke_gan(*args: Any) -> Any:
+    """Run the `gan` command line in this process (click's CliRunner): fast, for tables of cases; returns the
+    click Result (`exit_code`, `output`). Keep one `run_gan` subprocess per exit path for the real thing."""
+    from click.testing import CliRunner
+
+    from .cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
 def run_gan(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real `gan` command line in a subprocess; returns the completed process (text output)."""

@@ -56,7 +56,8 @@ counter_plugin.register_callbacks = hookimpl(
 def test_builtin_duties_are_listed_callbacks():
     registry = isolated_registry(toy_plugin)
     names = [c.name for c in registry.components("callback")]
-    assert names == ["checkpoints", "jsonl-log", "non-finite-guard", "progress", "sample-grids", "stop-signals"]
+    assert names == ["checkpoints", "evaluation", "jsonl-log", "non-finite-guard", "progress", "sample-grids",
+                     "stop-signals"]
     assert all(c.always and c.origin.distribution == "gan-registry" for c in registry.components("callback"))
 
 

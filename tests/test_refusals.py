@@ -81,6 +81,15 @@ REFUSED = [
     ("sample from a damaged export", ["sample", "{tmp}/garbage.safetensors", "-o", "{tmp}/x.png"],
      "is not a readable safetensors file"),
     ("evaluation with zero samples", ["eval", "{run}", "--samples", "0"], "--samples must be at least 1"),
+    ("Inception-v3 without its weights file", ["eval", "{run}", "--metric", "fid", "--samples", "4", "--extractor",
+                                               "inception-v3", "-p", "extractor.weights={tmp}/nowhere.pth"],
+     "extractor 'inception-v3' needs its weights file weights-inception-2015-12-05-6726825d.pth"),
+    ("misspelled feature extractor", ["eval", "{run}", "--metric", "fid", "--extractor", "inceptoin"],
+     "unknown extractor 'inceptoin'; did you mean 'inception-v3'?"),
+    ("--real without --fake", ["eval", "--real", "digits"],
+     "give a RUN_DIR to evaluate, or both --real SRC and --fake SRC"),
+    ("evaluation settings without --eval-every", ["run", *FAST, "--eval-metric", "kid"],
+     "--eval-metric and --extractor choose what --eval-every measures; give --eval-every STEPS"),
     ("reconstruct a run without an encoder", ["reconstruct", "{run}", "-o", "{tmp}/r.png"], "has no encoder"),
 ]
 

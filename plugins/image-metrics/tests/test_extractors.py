@@ -10,16 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
-from gan_registry.cli import cli
+from gan_registry.testing import invoke_gan as gan
 from gan_registry_image_metrics.inception import WEIGHTS_FILE, write_random_weights
-
-
-def gan(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result
 
 
 def write_pngs(folder: Path, images: torch.Tensor) -> Path:
@@ -117,3 +111,34 @@ def test_gan_eval_real_and_fake_sources(tmp_path):
     assert unknown.exit_code == 2 and "not a run folder" in unknown.output
     lonely = gan("eval", "--real", "digits", "--metric", "fid")
     assert lonely.exit_code == 2 and "--fake" in lonely.output
+
+
+def test_a_third_party_extractor_plugin_feeds_the_feature_metrics():
+    """register_extractors from a plugin of its own: raw pixels as features, as the hook reference shows."""
+    from gan_registry import Extractor, hookimpl
+    from gan_registry.testing import isolated_registry
+    from gan_registry.evaluation import Evaluator, ImageSet
+    import gan_registry_image_metrics.metrics as metrics
+
+    class Flattened:
+        protocol = {"network": "raw pixels, flattened"}
+        cache_key = "flatten-1"
+
+        def extract(self, images):
+            return {"features": images.flatten(1)}
+
+    class Pixels:
+        @hookimpl
+        def register_extractors(register):
+            register(Extractor(name="pixels", summary="raw pixels as features",
+                               factory=lambda params, context: Flattened()))
+
+    registry = isolated_registry(("pixels", Pixels), ("image-metrics", metrics))
+    images = torch.rand(64, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    reference = ImageSet(images, (0.0, 1.0), "64 random images")
+    evaluator = Evaluator.choose(registry, ["fid", "precision-recall"], {}, "pixels", reference)
+    same = evaluator.measure(ImageSet(images, (0.0, 1.0), "the same"))
+    assert abs(same["metrics"]["fid"]["fid"]) < 1e-6 and same["metrics"]["precision-recall"]["precision"] == 1.0
+    assert same["protocol"]["network"] == "raw pixels, flattened" and same["protocol"]["extractor"] == "pixels"
+    shifted = evaluator.measure(ImageSet(images * 0.5, (0.0, 1.0), "darker"))
+    assert shifted["metrics"]["fid"]["fid"] > 0.1
