@@ -229,6 +229,8 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
         pid = os.fork()
         if pid == 0:  # the child: train until killed
             try:
+                # The parent's OpenMP pool did not survive the fork (libgomp hangs in its next parallel region).
+                torch.set_num_threads(1)
                 trainer = Trainer(plan, run, torch.device("cpu"), progress=False)
                 trainer.load_state_dict(state)
                 sys.stderr = open(os.devnull, "w")
