@@ -7,6 +7,7 @@ Stability: 0.x. Names here keep working within 0.x; they may gain optional argum
 from ._components import (
     KINDS,
     Architecture,
+    Augment,
     Batch,
     Callback,
     DataContext,
@@ -43,6 +44,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .protocols import (
+    AugmentProtocol,
     CallbackProtocol,
     DiscriminatorProtocol,
     EncoderProtocol,
@@ -53,7 +55,7 @@ from .protocols import (
     ObjectiveProtocol,
 )
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 
 def load_weights(path):
@@ -66,9 +68,19 @@ def load_weights(path):
     return load(path)
 
 
+def cache_dir(*parts):
+    """gan-registry's folder in the user's cache ($GAN_REGISTRY_CACHE, else $XDG_CACHE_HOME/gan-registry), or a
+    folder under it: where plugins keep what they train or convert (a pathlib.Path; not created)."""
+    from .evaluation import cache_dir as folder
+
+    return folder(*parts)
+
+
 __all__ = [
     "KINDS",
     "Architecture",
+    "Augment",
+    "AugmentProtocol",
     "Batch",
     "Callback",
     "CallbackProtocol",
@@ -113,5 +125,6 @@ __all__ = [
     "resolve_norm",
     "standard_normal",
     "to_unit",
+    "cache_dir",
     "__version__",
 ]

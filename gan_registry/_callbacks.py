@@ -201,7 +201,7 @@ class Evaluation:
 
         started = time.perf_counter()
         evaluator, settings = run.plan.evaluator, run.plan.settings
-        generator = run.models["generator"]
+        generator = run.sampling_generator
         was_training = generator.training
         with preserved_rng():
             try:
@@ -229,6 +229,30 @@ class Evaluation:
         if better and math.isfinite(value):
             self.best = {"step": run.step, "metric": metric.name, "key": key, "value": float(value)}
             run.save_as("best.pt")
+
+
+class GeneratorAverage:
+    """`--ema DECAY` / `--ema-half-life IMAGES`: an exponential moving average of the generator's weights.
+
+    Updated after every step (a copy until `--ema-start`); BatchNorm statistics and other buffers are copied,
+    not averaged, so the average samples with the statistics its weights were trained with. It lives among the
+    run's networks, so checkpoints carry it, and grids, evaluations, `gan sample` and `gan export` use it.
+    """
+
+    def on_step_end(self, run: Any) -> None:
+        import torch
+
+        from ._plan import EMA_KEY
+
+        settings = run.plan.settings
+        average, generator = run.models[EMA_KEY], run.models["generator"]
+        copying = run.step <= settings.ema_start
+        weight = 1.0 - settings.ema_decay()
+        with torch.no_grad():
+            for kept, trained in zip(average.parameters(), generator.parameters()):
+                kept.copy_(trained) if copying else kept.lerp_(trained, weight)
+            for kept, trained in zip(average.buffers(), generator.buffers()):
+                kept.copy_(trained)
 
 
 class JsonlLog:
@@ -309,3 +333,6 @@ def register_callbacks(register):
     # After the grid, before the checkpoint of that step: best.pt and last.pt then agree on the best so far.
     register(Callback(name="evaluation", summary="--eval-every: metrics during training, checkpoints/best.pt",
                       factory=lambda params: Evaluation(), order=45))
+    # First at each step's end: grids, evaluations and checkpoints of a step see its average.
+    register(Callback(name="generator-ema", summary="--ema/--ema-half-life: a moving average of the generator",
+                      factory=lambda params: GeneratorAverage(), order=5))

@@ -91,6 +91,9 @@ class DataContext:
     data_dir: str | None = None
     image_size: int | None = None
     """--image-size, where the user gave one; image datasets resize to it."""
+    registry: Any = None
+    """The run's `Registry` of installed plugins, for datasets made of other datasets (`registry.get("dataset",
+    name)`); None where a dataset is built outside a run."""
 
 
 @dataclass
@@ -162,6 +165,9 @@ class Batch:
     prior: Callable[..., Any] = standard_normal
     labels: Any = None
     condition: Any = None
+    step: int = 0
+    """The engine's count of generator steps trained before this one: what a lazy regulariser (every k steps)
+    keys on, so that a resumed run applies it on the same steps as an unbroken one."""
 
     def noise(self, n: int | None = None) -> Any:
         """`n` (default: the batch size) latent vectors from the run's prior."""
@@ -358,6 +364,24 @@ class Extractor(Component):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Augment(Component):
+    """A differentiable augmentation of everything the discriminator judges, real and generated alike
+    (`--augment NAME`, `-p augment.PARAM=VALUE`; Zhao et al. 2020, Karras et al. 2020).
+
+    factory(params, NetworkSpec) -> a `torch.nn.Module` whose `forward(x)` returns `x` augmented, same shape,
+    differentiable in `x` (the generator learns through it); its buffers are checkpointed, so an adaptive
+    strength resumes exactly. Optional methods: `observe_real(scores)`, called with the discriminator's raw
+    scores (detached, on the device) each time it judges an augmented real batch; `end_step(step)`, called
+    after each training step, returning None or a dict of scalar tensors to log (e.g. `{"augment/p": p}`).
+    Neither may read values to the host (no `.item()`): they run every step. Raise IncompatibleError where it
+    cannot apply (samples that are not images, a discriminator of latent codes).
+    """
+
+    kind: ClassVar[str] = "augment"
+    factory: Callable[[Any, NetworkSpec], Any]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Callback(Component):
     """Something the trainer calls at its events (run start, step end, epoch end, log, save, run end).
 
@@ -404,6 +428,8 @@ KINDS: tuple[Kind, ...] = (
          "evaluations of generated samples (`gan eval`)"),
     Kind("extractor", "extractors", Extractor, "register_extractors", "extractor",
          "feature networks image metrics compare generated and real images in (Inception, a classifier)"),
+    Kind("augment", "augments", Augment, "register_augments", "augment",
+         "differentiable augmentations of what the discriminator sees, real and generated alike (DiffAugment)"),
     Kind("callback", "callbacks", Callback, "register_callbacks", "callback",
          "what the trainer does besides training: sample grids, checkpoints, logs, stopping"),
 )

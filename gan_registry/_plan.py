@@ -49,6 +49,14 @@ class Settings:
     eval_samples: int = 2000
     extractor: str | None = None
     """The feature extractor of image metrics (default: the dataset's own, else inception-v3)."""
+    ema: float | None = None
+    """Keep an exponential moving average of the generator with this decay per step (`--ema 0.999`)."""
+    ema_half_life: int | None = None
+    """The same as a half-life in images (StyleGAN2's ema_kimg): decay = 0.5 ** (batch_size / half_life)."""
+    ema_start: int = 0
+    """Steps before the average starts: until then it is a copy of the generator."""
+    augment: str | None = None
+    """A differentiable augmentation of what the discriminator judges (`--augment diffaugment`)."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,11 +65,11 @@ class Settings:
         if self.epochs is not None and self.steps is not None:
             raise UserError("give --epochs or --steps, not both")
         for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every", "keep",
-                     "seed", "eval_every", "eval_samples"):
+                     "seed", "eval_every", "eval_samples", "ema_half_life", "ema_start"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise UserError(f"--{name.replace('_', '-')} must be an integer, got {value!r}")
-            least = {"batch_size": 2, "seed": 0}.get(name, 1)  # a batch of one has nothing to normalise over
+            least = {"batch_size": 2, "seed": 0, "ema_start": 0}.get(name, 1)  # a batch of one has nothing to normalise over
             if value is not None and value < least:
                 raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
         if self.seed >= 2**63:
@@ -70,6 +78,14 @@ class Settings:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise UserError(f"--{name.replace('_', '-')} must be a number, got {value!r}")
+        if self.ema is not None:
+            if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0 < self.ema < 1:
+                raise UserError(f"--ema is a decay per step between 0 and 1 (e.g. 0.999), got {self.ema!r}; for a "
+                                "half-life in images use --ema-half-life")
+            if self.ema_half_life is not None:
+                raise UserError("give --ema or --ema-half-life, not both: they set the same decay")
+        if self.ema_start and self.ema_decay_given is None:
+            raise UserError("--ema-start delays the generator average; give --ema or --ema-half-life too")
         if self.lr_scale is not None and not self.lr_scale > 0:
             raise UserError(f"--lr-scale must be positive, got {self.lr_scale}")
         if self.lr_decay_start is not None and not 0 <= self.lr_decay_start <= 1:
@@ -91,6 +107,22 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def ema_decay_given(self) -> float | int | None:
+        return self.ema if self.ema is not None else self.ema_half_life
+
+    def ema_decay(self) -> float | None:
+        """The generator average's decay per step, or None without one (needs the batch size set)."""
+        if self.ema is not None:
+            return float(self.ema)
+        if self.ema_half_life is not None:
+            return 0.5 ** ((self.batch_size or 1) / self.ema_half_life)
+        return None
+
+
+EMA_KEY = "generator_ema"
+"""The generator average's entry among a run's networks (and in checkpoints' "models")."""
+
 
 @dataclass
 class Plan:
@@ -110,6 +142,26 @@ class Plan:
     """(callback component, its params), in the order they run."""
     evaluator: Any = None
     """What `--eval-every` measures (an evaluation.Evaluator), for runs that evaluate while training."""
+    augment: Any = None
+    """The augment component of `--augment` (its params are `params["augment"]`), else None."""
+
+    def build_augment(self, device: Any = "cpu") -> Any:
+        """The augmentation module of `--augment`, or None; IncompatibleError where it does not fit."""
+        if self.augment is None:
+            return None
+        import torch
+
+        component = self.augment
+        try:
+            with blame(component, "building the augmentation"):
+                module = component.factory(self.params["augment"], self.spec)
+        except IncompatibleError as error:
+            raise IncompatibleError(f"augment '{component.name}' does not fit this run (dataset '{self.dataset.name}',"
+                                    f" sample shape {tuple(self.spec.sample_shape)}): {error}") from None
+        if not isinstance(module, torch.nn.Module):
+            raise PluginFailure(f"augment '{component.name}' from {component.origin} broke its contract: its factory "
+                                f"returned {type(module).__name__}, not a torch.nn.Module")
+        return module.to(device)
 
     def build_callbacks(self) -> list[Any]:
         built = []
@@ -127,6 +179,8 @@ class Plan:
         record = {}
         slots = {"architecture": self.architecture, **self.pieces, "objective": self.objective,
                  "dataset": self.dataset}
+        if self.augment is not None:
+            slots["augment"] = self.augment
         for slot, component in slots.items():
             origin = component.origin
             record[slot] = {
@@ -152,6 +206,10 @@ class Plan:
                     f"sample shape {tuple(self.spec.sample_shape)}): {error}"
                 ) from None
             networks[role] = module.to(device)
+        if self.settings.ema_decay_given is not None:
+            import copy
+
+            networks[EMA_KEY] = copy.deepcopy(networks["generator"]).requires_grad_(False)
         return networks
 
     def check(self) -> None:
@@ -169,7 +227,8 @@ class Plan:
         try:
             networks = torch.nn.ModuleDict(self.build_networks("cpu")).eval()
             objective = self.build_objective()
-            self.build_phases(objective, networks)
+            self.build_phases(objective, torch.nn.ModuleDict({role: networks[role] for role in self.pieces}))
+            self.build_augment("cpu")
             with blame(self.objective, "drawing latent codes"):
                 z = latent_sampler(objective)(2, self.latent_dim, "cpu")
             with torch.no_grad():
@@ -272,7 +331,8 @@ def in_group(group: str) -> Callable[[str, str], str]:
 
 def _callbacks(registry: Registry, settings: Settings) -> list[tuple[Any, Any]]:
     chosen = [c for c in registry.components("callback") if c.always]
-    wanted = settings.callbacks + (["evaluation@gan-registry"] if settings.eval_every else [])
+    wanted = (settings.callbacks + (["evaluation@gan-registry"] if settings.eval_every else [])
+              + (["generator-ema@gan-registry"] if settings.ema_decay_given is not None else []))
     for name in wanted:
         component = registry.get("callback", name)
         if component not in chosen:
@@ -337,6 +397,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     for slot in given:
         if slot in NETWORK_ROLES and slot not in pieces:
             raise ParameterError(f"-p {slot}.*: architecture '{arch.name}' has no {slot}")
+        if slot == "augment" and not settings.augment:
+            raise ParameterError("-p augment.*: choose the augmentation too, e.g. --augment diffaugment")
         if slot in ("metric", "extractor") and not settings.eval_every:
             raise ParameterError(f"-p {slot}.*: set what `--eval-every` measures, or give it to "
                                  f"`gan eval -p {slot}.NAME=VALUE`")
@@ -364,14 +426,17 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
             + (f"; use --objective {' or '.join(training_encoders)}" if training_encoders else "")
         )
 
-    context = DataContext(data_dir=settings.data_dir, image_size=settings.image_size)
+    context = DataContext(data_dir=settings.data_dir, image_size=settings.image_size, registry=registry)
     with blame(dataset, "describing its data"):
         data = dataset.factory(params["dataset"], context)
     latent = settings.latent_dim or arch.latent_dim
     spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs)
     # Sampling or evaluating a run needs none of its callbacks, which may no longer be installed.
+    augment = registry.get("augment", settings.augment) if settings.augment else None
+    if augment is not None:
+        params["augment"] = params_mod.build(augment.params, given.get("augment", {}), f"augment '{augment.name}'")
     plan = Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested,
-                _callbacks(registry, settings) if for_training else [])
+                _callbacks(registry, settings) if for_training else [], augment=augment)
     plan.check()
     if for_training and settings.eval_every:
         plan.evaluator = _evaluator(registry, plan)

@@ -253,6 +253,13 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
               help="Metric of --eval-every (repeatable; default fid); the first picks best.pt.")
 @click.option("--eval-samples", type=int, help="Generated samples per evaluation (default 2000).")
 @click.option("--extractor", help="Feature extractor of image metrics (default: the dataset's, else inception-v3).")
+@click.option("--ema", type=float, metavar="DECAY",
+              help="Keep a moving average of the generator (e.g. 0.999); grids, eval, sample and export use it.")
+@click.option("--ema-half-life", type=int, metavar="IMAGES",
+              help="The average's decay as a half-life in images (StyleGAN2's ema_kimg x 1000), instead of --ema.")
+@click.option("--ema-start", type=int, metavar="STEP", help="Copy the generator until this step, then average (default 0).")
+@click.option("--augment", metavar="NAME",
+              help="Augment what the discriminator judges, real and fake alike (see `gan list augments`).")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")

@@ -141,7 +141,7 @@ def image_source(registry: Registry, text: str, n: int, seed: int, dataset_param
     dataset = registry.get("dataset", name)
     values = params_mod.build(dataset.params, dataset_params, f"dataset '{dataset.name}'")
     with blame(dataset, "describing its data"):
-        data = dataset.factory(values, DataContext(data_dir=data_dir))
+        data = dataset.factory(values, DataContext(data_dir=data_dir, registry=registry))
     return evaluation.reference_of(dataset, values, data, data_dir, split or reference_split)
 
 

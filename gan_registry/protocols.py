@@ -81,6 +81,22 @@ class ExtractorProtocol(Protocol):
         ...
 
 
+class AugmentProtocol(Protocol):
+    """What an augment's factory returns: a `torch.nn.Module` (its buffers are checkpointed) with these methods."""
+
+    def __call__(self, x: Any) -> Any:
+        """A batch (N, *sample_shape) augmented, same shape, differentiable in x."""
+        ...
+
+    def observe_real(self, scores: Any) -> None:
+        """Optional: the discriminator's raw scores (detached, on the device) of an augmented real batch."""
+        ...
+
+    def end_step(self, step: int) -> dict[str, Any] | None:
+        """Optional: after each training step (`step` counts from 0); scalar tensors to log, or None."""
+        ...
+
+
 class CallbackProtocol(Protocol):
     """What a callback's factory returns; define only the events you need (all are optional).
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from . import __version__, checkpoint
 from ._components import KIND_BY_NAME
-from ._plan import Plan, Settings, make_plan
+from ._plan import EMA_KEY, Plan, Settings, make_plan
 from ._registry import Registry
 from .errors import CheckpointError, UserError
 
@@ -234,9 +234,12 @@ def train_new(trainer) -> None:
         raise
 
 
-def load_networks(registry: Registry, run_dir: Path, device: str = "cpu", checkpoint_name: str = "last.pt"
-                  ) -> tuple[Plan, dict[str, Any]]:
-    """The run's networks with their checkpointed weights (last.pt, or e.g. best.pt), in eval mode."""
+def load_networks(registry: Registry, run_dir: Path, device: str = "cpu", checkpoint_name: str = "last.pt",
+                  average: bool = True) -> tuple[Plan, dict[str, Any]]:
+    """The run's networks with their checkpointed weights (last.pt, or e.g. best.pt), in eval mode.
+
+    In a run with a generator average (`--ema`), "generator" is the average (False for `average`: the trained
+    weights), and the other one is there too, as "generator_ema" or "generator_trained"."""
     import torch
 
     plan, _ = plan_for_run(registry, run_dir, for_training=False)
@@ -245,4 +248,7 @@ def load_networks(registry: Registry, run_dir: Path, device: str = "cpu", checkp
     with _fitting(run_dir):
         networks.load_state_dict(state["models"])
     networks.eval()
-    return plan, dict(networks.items())
+    found = dict(networks.items())
+    if EMA_KEY in found and average:
+        found["generator_trained"], found["generator"] = found["generator"], found.pop(EMA_KEY)
+    return plan, found

@@ -101,7 +101,7 @@ def build(registry: Registry | None = None, **settings: Any) -> Built:
         seed_everything(plan.settings.seed)
         networks = torch.nn.ModuleDict(plan.build_networks("cpu"))
         objective = plan.build_objective()
-        phases = objective.phases(networks)
+        phases = objective.phases(torch.nn.ModuleDict({role: networks[role] for role in plan.pieces}))
     return Built(dict(networks.items()), objective, phases, dict(plan.params), plan.data, plan.spec,
                  plan.settings.as_dict())
 

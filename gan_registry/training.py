@@ -14,7 +14,7 @@ import torch
 
 from . import checkpoint, render
 from ._components import Batch, latent_sampler
-from ._plan import Plan
+from ._plan import EMA_KEY, Plan
 from .data import Batches
 from .errors import PluginFailure
 from .plugins import blame
@@ -57,10 +57,40 @@ def lr_factor(step: int, total: int, decay_start: float | None) -> float:
     return max(total - step, 0) / (total - start)
 
 
+class AugmentedDiscriminator(torch.nn.Module):
+    """The discriminator as the objective sees it under `--augment`: every batch it judges is augmented first.
+
+    Real and generated batches alike, and inside gradient penalties too, so the objective needs to know
+    nothing of it. Scores of the step's real batch go to the augment's `observe_real` (adaptive strength).
+    """
+
+    def __init__(self, discriminator: torch.nn.Module, augment: torch.nn.Module) -> None:
+        super().__init__()
+        self.discriminator, self.augment = discriminator, augment
+        self.observe = getattr(augment, "observe_real", None)
+        self.real: torch.Tensor | None = None
+        """The real batch of the phase running: a call on it (or on a view of it) is a call on real images."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.discriminator(self.augment(x))
+        real = self.real
+        if self.observe is not None and real is not None and x.shape == real.shape and x.data_ptr() == real.data_ptr():
+            self.observe(scores.detach())
+        return scores
+
+
 def _unpack(output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if isinstance(output, tuple):
         return output[0], output[1]
     return output, {}
+
+
+def _accumulate(sums: dict[str, torch.Tensor], counts: Counter, values: dict[str, torch.Tensor]) -> None:
+    """Add logged values up on the device: reading them forces a sync, so that waits for the log line."""
+    for key, value in values.items():
+        value = value.detach().float()
+        sums[key] = sums[key] + value if key in sums else value
+        counts[key] += 1
 
 
 class Trainer:
@@ -72,8 +102,13 @@ class Trainer:
         s = plan.settings
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
+        self.augment = plan.build_augment(device)
+        # What the objective trains: the pieces (no generator average), the discriminator behind --augment.
+        self.trained = torch.nn.ModuleDict({role: self.models[role] for role in plan.pieces})
+        if self.augment is not None:
+            self.trained["discriminator"] = AugmentedDiscriminator(self.models["discriminator"], self.augment)
         self.objective = plan.build_objective()
-        self.phases = plan.build_phases(self.objective, self.models)
+        self.phases = plan.build_phases(self.objective, self.trained)
         self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device, labels=plan.load_labels())
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._trained_by = [
@@ -101,6 +136,11 @@ class Trainer:
 
     # -- state --------------------------------------------------------------------------
     @property
+    def sampling_generator(self) -> torch.nn.Module:
+        """What samples, evaluations and exports are drawn with: the generator average where there is one."""
+        return self.models[EMA_KEY] if EMA_KEY in self.models else self.models["generator"]
+
+    @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
 
@@ -113,6 +153,7 @@ class Trainer:
             "fixed_noise": self.fixed_noise.cpu(),
             "rng": checkpoint.rng_state(),
             "settings": self.plan.settings.as_dict(),
+            **({"augment": self.augment.state_dict()} if self.augment is not None else {}),
             "callbacks": {component.name: callback.state_dict()
                           for callback, component in zip(self.callbacks, self._callback_components)
                           if component is not None and hasattr(callback, "state_dict")},
@@ -125,6 +166,8 @@ class Trainer:
         for phase in self.phases:
             phase.optimizer.load_state_dict(state["optimizers"][phase.name])
         self.fixed_noise = state["fixed_noise"].to(self.device)
+        if self.augment is not None and "augment" in state:
+            self.augment.load_state_dict(state["augment"])
         checkpoint.set_rng_state(state["rng"])
         saved = state.get("callbacks", {})
         for callback, component in zip(self.callbacks, self._callback_components):
@@ -187,9 +230,11 @@ class Trainer:
                 real = self.batches.next() if phase.uses_real else None
                 used += 0 if real is None else real.shape[0]
                 batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior,
-                              labels=None if real is None else self.batches.last_labels)
+                              labels=None if real is None else self.batches.last_labels, step=self.step)
+                if self.augment is not None:
+                    self.trained["discriminator"].real = real
                 with blame(self.plan.objective, f"training phase '{phase.name}'"):
-                    loss, extras = _unpack(phase.loss(self.models, batch))
+                    loss, extras = _unpack(phase.loss(self.trained, batch))
                     if loss.ndim != 0:  # shape metadata: no device sync
                         raise PluginFailure(
                             f"objective '{self.plan.objective.name}' from {self.plan.objective.origin} broke its"
@@ -200,15 +245,15 @@ class Trainer:
                     phase.optimizer.step()
                     if phase.after_step is not None:
                         phase.after_step(self.models)
-                # Accumulate on the device: reading values forces a sync, so that waits for the log.
-                for key, value in ((f"loss/{phase.name}", loss), *extras.items()):
-                    value = value.detach().float()
-                    sums[key] = sums[key] + value if key in sums else value
-                    counts[key] += 1
+                _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras})
+        end_step = getattr(self.augment, "end_step", None)
+        if end_step is not None:
+            with blame(self.plan.augment, "ending a step"):
+                _accumulate(sums, counts, end_step(self.step) or {})
         return used
 
     def write_samples(self, tag: str) -> Path:
-        generator = self.models["generator"]
+        generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
         with torch.no_grad():

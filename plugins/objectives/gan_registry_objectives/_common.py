@@ -1,9 +1,10 @@
 """Helpers shared by the objective modules (private: not an entry point, not a plugin)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Iterable
 
-from gan_registry import Phase
+from gan_registry import Needs, Phase
 
 
 def check_positive(**values: float) -> None:
@@ -68,19 +69,72 @@ def two_phases(*, d_name: str, d_loss, d_optimizer, d_repeats: int, g_loss, g_op
     ]
 
 
+@dataclass
+class PenaltyParams:
+    """Zero-centred gradient penalties on the discriminator (Mescheder et al. 2018), with lazy regularisation."""
+
+    r1: float = field(default=0.0, metadata={"help": "gamma of R1: gamma/2 E||grad_x D(x)||^2 on real samples (0: off)"})
+    r2: float = field(default=0.0, metadata={"help": "gamma of R2: the same on generated samples (0: off)"})
+    penalty_every: int = field(
+        default=1, metadata={"help": "lazy regularisation: R1/R2 every k steps, scaled by k (StyleGAN2 uses 16)"})
+
+    def __post_init__(self) -> None:
+        for name in ("r1", "r2"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_steps(penalty_every=self.penalty_every)
+
+    @property
+    def penalised(self) -> bool:
+        return self.r1 > 0 or self.r2 > 0
+
+
+def penalty_needs(params) -> Needs:
+    """R1/R2 are per-sample gradients: BatchNorm would make D(x_i) depend on the whole batch."""
+    return Needs(discriminator_batchnorm=not params.penalised)
+
+
+def zero_centred_penalty(scores, inputs):
+    """E ||grad_x D(x)||^2 over the batch, with the graph kept so that its backward trains D."""
+    import torch
+
+    (grad,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
+    return grad.square().flatten(start_dim=1).sum(dim=1).mean()
+
+
+def penalised_scores(models, batch, params):
+    """(D(real), D(fake), the penalty term to add to D's loss, what to log) for a discriminator step.
+
+    R1/R2 apply on the engine's steps that are multiples of `penalty_every`, scaled by it (the step count comes
+    from the engine, so a resumed run regularises on the same steps as an unbroken one).
+    """
+    due = params.penalised and batch.step % params.penalty_every == 0
+    real = batch.real.detach().requires_grad_(due and params.r1 > 0)
+    fake = fake_batch(models, batch).requires_grad_(due and params.r2 > 0)
+    real_scores, fake_scores = scores(models.discriminator, real), scores(models.discriminator, fake)
+    penalty, logged = 0.0, {}
+    for name, gamma, inputs, judged in (("r1", params.r1, real, real_scores), ("r2", params.r2, fake, fake_scores)):
+        if due and gamma > 0:
+            value = zero_centred_penalty(judged, inputs)
+            penalty = penalty + gamma / 2 * params.penalty_every * value
+            logged[f"discriminator/{name}"] = value.detach()
+    return real_scores, fake_scores, penalty, logged
+
+
 class ScoreLossObjective:
     """An objective whose losses are functions of the raw scores, trained by two Adam phases.
 
     Subclasses define `discriminator_loss(real_scores, fake_scores)` and `generator_loss(fake_scores)`;
-    their params have `discriminator_steps`, `lr_discriminator`, `lr_generator` and `betas`.
+    their params have `discriminator_steps`, `lr_discriminator`, `lr_generator` and `betas`, and those of
+    `PenaltyParams` (R1/R2).
     """
 
     def __init__(self, params) -> None:
         self.params = params
 
     def discriminator_step(self, models, batch):
-        real_scores, fake_scores, _ = real_and_fake_scores(models, batch)
-        return self.discriminator_loss(real_scores, fake_scores)
+        real_scores, fake_scores, penalty, logged = penalised_scores(models, batch, self.params)
+        return self.discriminator_loss(real_scores, fake_scores) + penalty, logged
 
     def generator_step(self, models, batch):
         return self.generator_loss(generator_scores(models, batch))

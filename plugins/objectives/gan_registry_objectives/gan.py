@@ -10,7 +10,7 @@ from . import _common
 
 
 @dataclass
-class GANParams:
+class GANParams(_common.PenaltyParams):
     generator_loss: Literal["non-saturating", "minimax"] = field(
         default="non-saturating",
         metadata={"help": "non-saturating: max log D(G(z)); minimax: min log(1 - D(G(z))) as in the paper's game"},
@@ -24,6 +24,7 @@ class GANParams:
     betas: tuple[float, float] = field(default=(0.5, 0.999), metadata={"help": "Adam betas (DCGAN's)"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError("label_smoothing must be in [0, 1)")
         _common.check_steps(discriminator_steps=self.discriminator_steps)
@@ -52,4 +53,4 @@ class GANObjective(_common.ScoreLossObjective):
 @hookimpl
 def register_objectives(register):
     register(Objective(name="gan", summary="Original GAN: BCE on logits, non-saturating generator loss by default",
-                       params=GANParams, factory=GANObjective))
+                       params=GANParams, needs=_common.penalty_needs, factory=GANObjective))

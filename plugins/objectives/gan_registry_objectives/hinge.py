@@ -9,13 +9,14 @@ from . import _common
 
 
 @dataclass
-class HingeParams:
+class HingeParams(_common.PenaltyParams):
     discriminator_steps: int = field(default=1, metadata={"help": "discriminator steps per generator step"})
     lr_discriminator: float = field(default=4e-4, metadata={"help": "Adam learning rate of D (SAGAN's two time-scale rule)"})
     lr_generator: float = field(default=1e-4, metadata={"help": "Adam learning rate of G (SAGAN's two time-scale rule)"})
     betas: tuple[float, float] = field(default=(0.0, 0.9), metadata={"help": "Adam betas (SAGAN's)"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _common.check_positive(lr_discriminator=self.lr_discriminator, lr_generator=self.lr_generator)
         _common.check_steps(discriminator_steps=self.discriminator_steps)
         _common.check_betas(self.betas)
@@ -41,4 +42,4 @@ class HingeObjective(_common.ScoreLossObjective):
 @hookimpl
 def register_objectives(register):
     register(Objective(name="hinge", summary="Hinge loss (Lim & Ye; SAGAN): Adam D 4e-4, G 1e-4, betas (0, 0.9)",
-                       params=HingeParams, factory=HingeObjective))
+                       params=HingeParams, needs=_common.penalty_needs, factory=HingeObjective))

@@ -11,13 +11,14 @@ FAKE_TARGET, REAL_TARGET, GENERATOR_TARGET = 0.0, 1.0, 1.0  # a, b, c in the pap
 
 
 @dataclass
-class LSGANParams:
+class LSGANParams(_common.PenaltyParams):
     discriminator_steps: int = field(default=1, metadata={"help": "discriminator steps per generator step"})
     lr_discriminator: float = field(default=2e-4, metadata={"help": "Adam learning rate of the discriminator"})
     lr_generator: float = field(default=2e-4, metadata={"help": "Adam learning rate of the generator"})
     betas: tuple[float, float] = field(default=(0.5, 0.999), metadata={"help": "Adam betas (the paper's beta1 0.5)"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _common.check_positive(lr_discriminator=self.lr_discriminator, lr_generator=self.lr_generator)
         _common.check_steps(discriminator_steps=self.discriminator_steps)
         _common.check_betas(self.betas)
@@ -41,4 +42,4 @@ class LSGANObjective(_common.ScoreLossObjective):
 @hookimpl
 def register_objectives(register):
     register(Objective(name="lsgan", summary="Least squares GAN (Mao et al.): a=0, b=1, c=1; Adam 2e-4 (0.5, 0.999)",
-                       params=LSGANParams, factory=LSGANObjective))
+                       params=LSGANParams, needs=_common.penalty_needs, factory=LSGANObjective))
