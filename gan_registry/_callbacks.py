@@ -20,7 +20,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from ._components import Callback
 from .errors import Diverged, Interrupted
@@ -231,13 +232,27 @@ class Evaluation:
             run.save_as("best.pt")
 
 
+@dataclass
+class AverageParams:
+    batchnorm: Literal["track", "copy"] = field(default="track", metadata={"help": (
+        "track: the average's BatchNorm statistics are its own, updated by one no-grad pass of fresh noise per "
+        "step; copy: the trained generator's, copied each step (measured worse: they belong to other weights)")})
+
+
+AVERAGE_NOISE_OFFSET = 15_485_863
+
+
 class GeneratorAverage:
     """`--ema DECAY` / `--ema-half-life IMAGES`: an exponential moving average of the generator's weights.
 
-    Updated after every step (a copy until `--ema-start`); BatchNorm statistics and other buffers are copied,
-    not averaged, so the average samples with the statistics its weights were trained with. It lives among the
-    run's networks, so checkpoints carry it, and grids, evaluations, `gan sample` and `gan export` use it.
+    Updated after every step (a copy until `--ema-start`). It lives among the run's networks, so checkpoints carry
+    it, and grids, evaluations, `gan sample` and `gan export` use it. BatchNorm statistics are not averaged: with
+    `batchnorm=track` the average keeps its own, from one pass of noise per step (drawn from a generator seeded by
+    the step, so training and resuming are unchanged); other buffers are copied.
     """
+
+    def __init__(self, params: AverageParams | None = None) -> None:
+        self.params = params or AverageParams()
 
     def on_step_end(self, run: Any) -> None:
         import torch
@@ -248,11 +263,22 @@ class GeneratorAverage:
         average, generator = run.models[EMA_KEY], run.models["generator"]
         copying = run.step <= settings.ema_start
         weight = 1.0 - settings.ema_decay()
+        tracking = self.params.batchnorm == "track"
+        statistics = {id(b) for m in average.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                      for b in m.buffers()} if tracking else set()
         with torch.no_grad():
             for kept, trained in zip(average.parameters(), generator.parameters()):
                 kept.copy_(trained) if copying else kept.lerp_(trained, weight)
             for kept, trained in zip(average.buffers(), generator.buffers()):
-                kept.copy_(trained)
+                if id(kept) not in statistics:
+                    kept.copy_(trained)
+            if statistics:
+                noise = torch.Generator(device=run.device).manual_seed(
+                    (settings.seed * 1_000_003 + run.step + AVERAGE_NOISE_OFFSET) % 2**63)
+                was_training = average.training
+                average.train()
+                average(run.prior(settings.batch_size, run.plan.latent_dim, run.device, noise))
+                average.train(was_training)
 
 
 class JsonlLog:
@@ -335,4 +361,4 @@ def register_callbacks(register):
                       factory=lambda params: Evaluation(), order=45))
     # First at each step's end: grids, evaluations and checkpoints of a step see its average.
     register(Callback(name="generator-ema", summary="--ema/--ema-half-life: a moving average of the generator",
-                      factory=lambda params: GeneratorAverage(), order=5))
+                      params=AverageParams, factory=GeneratorAverage, order=5))

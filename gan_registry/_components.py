@@ -273,7 +273,7 @@ class Objective(Component):
         return self.needs if isinstance(self.needs, Needs) else self.needs(params)
 
 
-SUGGESTIBLE_SETTINGS = ("latent_dim", "batch_size", "steps", "lr_scale", "lr_decay_start")
+SUGGESTIBLE_SETTINGS = ("latent_dim", "batch_size", "steps", "lr_scale", "lr_decay_start", "ema_half_life")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,7 +286,7 @@ class Dataset(Component):
     """The feature extractor its image metrics use by default (else the engine's default, inception-v3)."""
     suggests: dict[str, Any] = field(default_factory=dict)
     """Run settings this data trains well with (latent_dim, batch_size, steps, lr_scale,
-    lr_decay_start), used where the user set nothing; `gan describe` and `gan run` show them."""
+    lr_decay_start, ema_half_life), used where the user set nothing; `gan describe` and `gan run` show them."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

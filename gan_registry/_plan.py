@@ -79,9 +79,9 @@ class Settings:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise UserError(f"--{name.replace('_', '-')} must be a number, got {value!r}")
         if self.ema is not None:
-            if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0 < self.ema < 1:
-                raise UserError(f"--ema is a decay per step between 0 and 1 (e.g. 0.999), got {self.ema!r}; for a "
-                                "half-life in images use --ema-half-life")
+            if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0 <= self.ema < 1:
+                raise UserError(f"--ema is a decay per step between 0 and 1 (e.g. 0.999; 0: no average), got "
+                                f"{self.ema!r}; for a half-life in images use --ema-half-life")
             if self.ema_half_life is not None:
                 raise UserError("give --ema or --ema-half-life, not both: they set the same decay")
         if self.ema_start and self.ema_decay_given is None:
@@ -109,7 +109,8 @@ class Settings:
 
     @property
     def ema_decay_given(self) -> float | int | None:
-        return self.ema if self.ema is not None else self.ema_half_life
+        """--ema or --ema-half-life where the run averages its generator; None where not (`--ema 0` is off)."""
+        return (self.ema or None) if self.ema is not None else self.ema_half_life
 
     def ema_decay(self) -> float | None:
         """The generator average's decay per step, or None without one (needs the batch size set)."""
@@ -359,6 +360,7 @@ def _take_suggestions(settings: Settings, dataset: Any) -> tuple[Settings, dict[
     taken = {
         key: value for key, value in dataset.suggests.items()
         if getattr(settings, key) is None and not (key == "steps" and given_length)
+        and not (key == "ema_half_life" and settings.ema is not None)  # --ema (0: off) says it all
     }
     return dataclasses.replace(settings, **taken), taken
 

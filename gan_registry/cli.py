@@ -254,7 +254,7 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--eval-samples", type=int, help="Generated samples per evaluation (default 2000).")
 @click.option("--extractor", help="Feature extractor of image metrics (default: the dataset's, else inception-v3).")
 @click.option("--ema", type=float, metavar="DECAY",
-              help="Keep a moving average of the generator (e.g. 0.999); grids, eval, sample and export use it.")
+              help="Keep a moving average of the generator (e.g. 0.999; 0: none, whatever the dataset suggests); grids, eval, sample and export use it.")
 @click.option("--ema-half-life", type=int, metavar="IMAGES",
               help="The average's decay as a half-life in images (StyleGAN2's ema_kimg x 1000), instead of --ema.")
 @click.option("--ema-start", type=int, metavar="STEP", help="Copy the generator until this step, then average (default 0).")

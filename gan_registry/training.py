@@ -86,10 +86,12 @@ def _unpack(output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
 
 
 def _accumulate(sums: dict[str, torch.Tensor], counts: Counter, values: dict[str, torch.Tensor]) -> None:
-    """Add logged values up on the device: reading them forces a sync, so that waits for the log line."""
+    """Add logged values up on the device: reading them forces a sync, so that waits for the log line.
+
+    The first value is copied: it may be a buffer its owner changes in place (an augment's probability)."""
     for key, value in values.items():
         value = value.detach().float()
-        sums[key] = sums[key] + value if key in sums else value
+        sums[key] = sums[key] + value if key in sums else value.clone()
         counts[key] += 1
 
 

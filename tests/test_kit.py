@@ -31,8 +31,10 @@ def _weights(module):
     return [p.detach().clone() for p in module.parameters()]
 
 
-def test_average_follows_the_closed_form_and_copies_batchnorm_statistics(tmp_path):
-    trainer = _trainer(tmp_path, ema=0.75, sample_every=1000)
+@pytest.mark.parametrize("batchnorm", ["copy", "track"])
+def test_average_follows_the_closed_form_and_keeps_batchnorm_statistics_apart(tmp_path, batchnorm):
+    trainer = _trainer(tmp_path, ema=0.75, sample_every=1000,
+                       params={**DIGITS["params"], "callback": {"batchnorm": batchnorm}})
     average, generator = trainer.models[EMA_KEY], trainer.models["generator"]
     assert trainer.sampling_generator is average
     expected = _weights(generator)  # the average starts as a copy of the initial weights
@@ -45,7 +47,10 @@ def test_average_follows_the_closed_form_and_copies_batchnorm_statistics(tmp_pat
     buffers = dict(generator.named_buffers())
     assert any("running_mean" in name for name in buffers)
     for name, kept in average.named_buffers():
-        assert torch.equal(kept, buffers[name]), name  # copied, not averaged
+        if batchnorm == "copy" or not ("running" in name or "batches_tracked" in name):
+            assert torch.equal(kept, buffers[name]), name  # copied, not averaged
+        else:  # the average's own statistics, from its own pass of noise
+            assert not torch.equal(kept, buffers[name]), name
     assert not any(p.requires_grad for p in trainer.trained.parameters() if any(p is q for q in average.parameters()))
     assert EMA_KEY not in trainer.trained  # the objective never trains the average
 
