@@ -47,6 +47,11 @@ class AutoencoderParams:
 @dataclass
 class LatentDiscriminatorParams:
     widths: tuple[int, int] = field(default=(512, 256), metadata={"help": "widths of the two hidden layers"})
+    spectral_norm: bool = field(
+        default=False,
+        metadata={"help": "spectral normalisation (Miyato et al. 2018) on every conv/linear layer of the "
+                          "discriminator; power-iteration vectors are checkpointed"},
+    )
 
     def __post_init__(self) -> None:
         if min(self.widths) < 1:
@@ -92,7 +97,12 @@ def build_latent_discriminator(params: LatentDiscriminatorParams, spec):
             "the aae-latent discriminator judges latent codes, and this objective trains a discriminator "
             "on samples; use --objective aae (or a sample discriminator such as --discriminator mlp)"
         )
-    return _nets.LatentDiscriminator(spec.latent_dim, params.widths)
+    discriminator = _nets.LatentDiscriminator(spec.latent_dim, params.widths)
+    if params.spectral_norm:
+        from gan_registry import layers
+
+        layers.spectral_norm(discriminator)
+    return discriminator
 
 
 # -- objective ----------------------------------------------------------------------------

@@ -227,3 +227,52 @@ def test_encoder_is_stochastic_in_training_and_deterministic_in_eval(registry):
         encoder.eval()
         mean, _ = encoder.encode(x)
         assert torch.equal(encoder(x), encoder(x)) and torch.equal(encoder(x), mean)
+
+
+# -- spectral norm on the latent discriminator (-p discriminator.spectral_norm=true) -------------
+
+def _latent_discriminator(**params):
+    from gan_registry import NetworkSpec, Needs
+    from gan_registry_aae import LatentDiscriminatorParams, build_latent_discriminator
+
+    spec = NetworkSpec((1, 32, 32), 10, (-1.0, 1.0), Needs(encoder=True, discriminator_input="latent"))
+    return build_latent_discriminator(LatentDiscriminatorParams(widths=(64, 32), **params), spec)
+
+
+def _linears(net):
+    return [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_latent_discriminator_spectral_norm_is_a_parameter_off_by_default():
+    from torch.nn.utils import parametrize
+
+    off, on = _latent_discriminator(), _latent_discriminator(spectral_norm=True)
+    assert not any(parametrize.is_parametrized(m) for m in off.modules())
+    assert not any("parametrizations" in key for key in off.state_dict())
+    assert len(_linears(on)) == 3 and all(
+        parametrize.is_parametrized(m, "weight") and type(m.parametrizations.weight[0]).__name__ == "_SpectralNorm"
+        for m in _linears(on))
+    keys = on.state_dict().keys()  # the power-iteration vectors are buffers, so checkpoints carry them
+    assert sum(k.endswith(("parametrizations.weight.0._u", "parametrizations.weight.0._v")) for k in keys) == 2 * 3
+    assert on(torch.randn(4, 10)).shape == (4,)
+
+
+def test_latent_discriminator_spectral_norm_bounds_each_largest_singular_value_by_one(quiet_training):
+    torch.manual_seed(0)
+    net = _latent_discriminator(spectral_norm=True).train()
+    with torch.no_grad():
+        for _ in range(100):  # one power iteration per training-mode forward
+            net(torch.randn(2, 10))
+        for m in _linears(net):
+            assert torch.linalg.matrix_norm(m.weight, ord=2).item() == pytest.approx(1.0, abs=1e-2)
+
+
+def test_spectral_norm_run_through_the_cli(tmp_path, quiet_training):
+    from gan_registry.testing import invoke_gan
+
+    result = invoke_gan("run", "--arch", "aae", "--objective", "aae", "--dataset", "digits", "--batch-size", "8",
+                        "-p", "arch.hidden=64", "--device", "cpu", "-p", "discriminator.spectral_norm=true",
+                        "--steps", "4", "--out", tmp_path / "run", "--no-progress")
+    assert result.exit_code == 0, result.output
+    models = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["models"]
+    assert sum(k.startswith("discriminator.") and k.endswith(("._u", "._v")) for k in models) == 2 * 3

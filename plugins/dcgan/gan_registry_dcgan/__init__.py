@@ -39,8 +39,14 @@ class DiscriminatorParams:
         default="auto",
         metadata={
             "help": "norm after each conv but the first; auto = batch, or layer (GroupNorm(1, C)) "
-            "when the objective forbids BatchNorm in the discriminator"
+            "when the objective forbids BatchNorm in the discriminator; with spectral_norm on, auto = none "
+            "(SNGAN's discriminator has no norm)"
         },
+    )
+    spectral_norm: bool = field(
+        default=False,
+        metadata={"help": "spectral normalisation (Miyato et al. 2018) on every conv/linear layer of the "
+                          "discriminator; power-iteration vectors are checkpointed"},
     )
 
     def __post_init__(self) -> None:
@@ -73,6 +79,8 @@ def build_generator(params: GeneratorParams, spec):
 
 
 def build_discriminator(params: DiscriminatorParams, spec):
+    from gan_registry import layers
+
     from ._nets import DCGANDiscriminator
 
     if spec.needs.discriminator_input == "latent":
@@ -81,7 +89,13 @@ def build_discriminator(params: DiscriminatorParams, spec):
             "use a discriminator for vectors, e.g. --discriminator mlp"
         )
     side = image_side(spec)
-    return DCGANDiscriminator(spec.sample_shape[0], side, params.base, resolve_norm(params.norm, spec))
+    # With spectral norm, auto means no norm, as in SNGAN's discriminator: a norm layer after a
+    # normalised conv would rescale its output and undo the Lipschitz bound. An explicit norm is kept.
+    norm = "none" if params.spectral_norm and params.norm == "auto" else resolve_norm(params.norm, spec)
+    discriminator = DCGANDiscriminator(spec.sample_shape[0], side, params.base, norm)  # DCGAN init inside
+    if params.spectral_norm:
+        layers.spectral_norm(discriminator)  # after the init: it reparametrises the initialised weights
+    return discriminator
 
 
 @hookimpl

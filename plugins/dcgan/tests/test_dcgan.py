@@ -214,3 +214,112 @@ def test_refusals_are_one_line_errors(gan_runs, name, reason):
     lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
     assert len(lines) == 1 and lines[0].startswith("Error:") and reason in lines[0]
     assert not (run_dir / "checkpoints").exists()
+
+
+# -- spectral norm (-p discriminator.spectral_norm=true) --------------------------------------
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, restored afterwards with the random states: these small nets run ~100x faster
+    on a busy 2-core machine than with torch's one thread per core."""
+    from gan_registry.testing import preserved_rng
+
+    with preserved_rng():
+        torch.set_num_threads(1)
+        yield
+
+
+def _weighted(net):
+    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _sn_discriminator(needs=Needs(), **params):
+    return dcgan.build_discriminator(dcgan.DiscriminatorParams(base=8, **params), spec((1, 32, 32), needs))
+
+
+def test_spectral_norm_parametrizes_every_conv_and_is_off_by_default():
+    from torch.nn.utils import parametrize
+
+    off, on = _sn_discriminator(), _sn_discriminator(spectral_norm=True)
+    assert not any(parametrize.is_parametrized(m) for m in off.modules())
+    assert not any("parametrizations" in key for key in off.state_dict())
+    assert len(_weighted(on)) == 4 and all(
+        parametrize.is_parametrized(m, "weight") and type(m.parametrizations.weight[0]).__name__ == "_SpectralNorm"
+        for m in _weighted(on))
+    # the power-iteration vectors are buffers: in the state dict, so checkpoints carry them
+    keys = on.state_dict().keys()
+    assert sum(k.endswith(("parametrizations.weight.0._u", "parametrizations.weight.0._v")) for k in keys) == 2 * 4
+    assert {k.rsplit(".", 1)[1] for k in keys if ".parametrizations.weight." in k} == {"original", "_u", "_v"}
+
+
+def test_spectral_norm_keeps_the_dcgan_init():
+    torch.manual_seed(0)
+    plain = _sn_discriminator(norm="none")  # what auto is with spectral norm: the same layers, drawn alike
+    torch.manual_seed(0)
+    normalised = _sn_discriminator(spectral_norm=True)
+    for a, b in zip(_weighted(plain), _weighted(normalised)):
+        # the normalised layer's raw weight is the initialised one (N(0, 0.02)), not re-initialised after
+        assert torch.equal(a.weight, b.parametrizations.weight.original)
+
+
+def test_auto_norm_is_none_with_spectral_norm():
+    assert _norm_modules(_sn_discriminator(spectral_norm=True)) == set()
+    assert _norm_modules(_sn_discriminator(Needs(discriminator_batchnorm=False), spectral_norm=True)) == set()
+    assert _norm_modules(_sn_discriminator(spectral_norm=True, norm="batch")) == {nn.BatchNorm2d}  # explicit: kept
+    assert _norm_modules(_sn_discriminator()) == {nn.BatchNorm2d}  # off: auto unchanged
+    with pytest.raises(IncompatibleError, match="norm=batch mixes the samples"):
+        _sn_discriminator(Needs(discriminator_batchnorm=False), spectral_norm=True, norm="batch")
+
+
+def test_spectral_norm_bounds_each_weights_largest_singular_value_by_one(one_thread):
+    torch.manual_seed(0)
+    net = _sn_discriminator(spectral_norm=True).train()
+    with torch.no_grad():
+        for _ in range(100):  # one power iteration per training-mode forward
+            net(torch.randn(2, 1, 32, 32))
+        for m in _weighted(net):
+            sigma = torch.linalg.matrix_norm(m.weight.reshape(m.weight.shape[0], -1), ord=2).item()
+            assert sigma == pytest.approx(1.0, abs=1e-2)
+
+
+def test_arch_spectral_norm_spreads_to_the_discriminator():
+    from gan_registry.testing import build, isolated_registry
+    from gan_registry_objectives import gan
+    from gan_registry_toy_datasets import digits
+
+    registry = isolated_registry(("dcgan", dcgan), ("gan", gan), ("digits", digits))
+    built = build(registry, arch="dcgan", objective="gan", image_size=16,
+                  params={"arch": {"spectral_norm": "true", "base": "8"}})
+    assert built.params["discriminator"].spectral_norm is True
+    assert any(".parametrizations.weight." in k for k in built.networks["discriminator"].state_dict())
+
+
+def _gan_ok(*args):
+    from gan_registry.testing import invoke_gan
+
+    result = invoke_gan(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _models(run_dir):
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["models"]
+
+
+def test_spectral_norm_run_resumes_bit_exact(tmp_path, one_thread):
+    args = ["--arch", "dcgan", "--objective", "gan", "--dataset", "digits", "--image-size", "16", "--batch-size", "8",
+            "-p", "arch.base=8", "-p", "discriminator.spectral_norm=true", "--device", "cpu", "--seed", "0",
+            "--no-progress"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    _gan_ok("run", *args, "--steps", "4", "--out", straight)
+    _gan_ok("run", *args, "--steps", "2", "--out", split)
+    halfway = _models(split)
+    _gan_ok("resume", split, "--steps", "4", "--no-progress")
+    a, b = _models(straight), _models(split)
+    vectors = [k for k in a if k.startswith("discriminator.") and k.endswith(("._u", "._v"))]
+    assert len(vectors) == 2 * 3  # u and v of the 3 convs at 16 px
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # not equal by standing still: the power iteration moved u between step 2 and step 4
+    assert not all(torch.equal(halfway[k], a[k]) for k in vectors if k.endswith("._u"))

@@ -26,8 +26,14 @@ class LeNetParams:
         default="auto",
         metadata={
             "help": "norm after each conv; auto = batch, or layer (GroupNorm(1, C)) "
-            "when the objective forbids BatchNorm in the discriminator"
+            "when the objective forbids BatchNorm in the discriminator; with spectral_norm on, auto = none "
+            "(SNGAN's discriminator has no norm)"
         },
+    )
+    spectral_norm: bool = field(
+        default=False,
+        metadata={"help": "spectral normalisation (Miyato et al. 2018) on every conv/linear layer of the "
+                          "discriminator; power-iteration vectors are checkpointed"},
     )
 
     def __post_init__(self) -> None:
@@ -57,6 +63,8 @@ def _require_32(spec, piece: str) -> int:
 
 
 def build_lenet(params: LeNetParams, spec):
+    from gan_registry import layers
+
     from ._nets import LeNetDiscriminator
 
     if spec.needs.discriminator_input == "latent":
@@ -65,7 +73,13 @@ def build_lenet(params: LeNetParams, spec):
             "use a discriminator for vectors, e.g. --discriminator mlp"
         )
     channels = _require_32(spec, "lenet")
-    return LeNetDiscriminator(channels, params.channels, params.hidden, resolve_norm(params.norm, spec))
+    # With spectral norm, auto means no norm (as SNGAN): a norm layer would rescale the normalised
+    # convs' outputs and undo the Lipschitz bound. An explicit norm is kept.
+    norm = "none" if params.spectral_norm and params.norm == "auto" else resolve_norm(params.norm, spec)
+    discriminator = LeNetDiscriminator(channels, params.channels, params.hidden, norm)
+    if params.spectral_norm:
+        layers.spectral_norm(discriminator)
+    return discriminator
 
 
 def build_convt(params: ConvTParams, spec):

@@ -188,3 +188,65 @@ def test_refusals_are_one_line_errors(gan_runs, name, reason):
     lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
     assert len(lines) == 1 and lines[0].startswith("Error:") and reason in lines[0]
     assert not (run_dir / "checkpoints").exists()
+
+
+# -- spectral norm (-p discriminator.spectral_norm=true) --------------------------------------
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, restored afterwards with the random states: these small nets run ~100x faster
+    on a busy 2-core machine than with torch's one thread per core."""
+    from gan_registry.testing import preserved_rng
+
+    with preserved_rng():
+        torch.set_num_threads(1)
+        yield
+
+
+def _weighted(net):
+    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def test_spectral_norm_parametrizes_every_conv_and_linear_and_is_off_by_default():
+    from torch.nn.utils import parametrize
+
+    off, on = discriminator(spec((1, 32, 32))), discriminator(spec((1, 32, 32)), spectral_norm=True)
+    assert not any(parametrize.is_parametrized(m) for m in off.modules())
+    assert not any("parametrizations" in key for key in off.state_dict())
+    assert len(_weighted(on)) == 5 and all(
+        parametrize.is_parametrized(m, "weight") and type(m.parametrizations.weight[0]).__name__ == "_SpectralNorm"
+        for m in _weighted(on))
+    keys = on.state_dict().keys()  # the power-iteration vectors are buffers, so checkpoints carry them
+    assert sum(k.endswith(("parametrizations.weight.0._u", "parametrizations.weight.0._v")) for k in keys) == 2 * 5
+    assert on(torch.randn(3, 1, 32, 32)).shape == (3,)
+
+
+def test_auto_norm_is_none_with_spectral_norm():
+    per_sample = Needs(discriminator_batchnorm=False)
+    assert _norms(discriminator(spec((1, 32, 32)), spectral_norm=True)) == []
+    assert _norms(discriminator(spec((1, 32, 32), per_sample), spectral_norm=True)) == []
+    assert _norms(discriminator(spec((1, 32, 32)), spectral_norm=True, norm="batch")) == [nn.BatchNorm2d] * 2
+    assert _norms(discriminator(spec((1, 32, 32)))) == [nn.BatchNorm2d] * 2  # off: auto unchanged
+
+
+def test_spectral_norm_bounds_each_weights_largest_singular_value_by_one(one_thread):
+    torch.manual_seed(0)
+    net = discriminator(spec((1, 32, 32)), spectral_norm=True).train()
+    with torch.no_grad():
+        for _ in range(100):  # one power iteration per training-mode forward
+            net(torch.randn(2, 1, 32, 32))
+        for m in _weighted(net):
+            sigma = torch.linalg.matrix_norm(m.weight.reshape(m.weight.shape[0], -1), ord=2).item()
+            assert sigma == pytest.approx(1.0, abs=1e-2)
+
+
+def test_spectral_norm_run_through_the_cli(tmp_path, one_thread):
+    from gan_registry.testing import invoke_gan
+
+    result = invoke_gan("run", "--arch", "lenet", "--objective", "gan", "--dataset", "digits", "--batch-size", "8",
+                        "--device", "cpu", "-p", "discriminator.spectral_norm=true", "--steps", "4",
+                        "--out", tmp_path / "run", "--no-progress")
+    assert result.exit_code == 0, result.output
+    models = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["models"]
+    assert sum(k.startswith("discriminator.") and k.endswith(("._u", "._v")) for k in models) == 2 * 5
+    assert not any(k.startswith("discriminator.") and "running_mean" in k for k in models)  # auto: no BatchNorm

@@ -30,6 +30,11 @@ class DiscriminatorParams:
     norm: Literal["auto", "none", "batch", "layer"] = field(
         default="auto", metadata={"help": "normalisation after each hidden layer; auto = none"}
     )
+    spectral_norm: bool = field(
+        default=False,
+        metadata={"help": "spectral normalisation (Miyato et al. 2018) on every conv/linear layer of the "
+                          "discriminator; power-iteration vectors are checkpointed"},
+    )
 
 
 def _check(params) -> None:
@@ -50,12 +55,17 @@ def build_generator(params: GeneratorParams, spec):
 
 
 def build_discriminator(params: DiscriminatorParams, spec):
+    from gan_registry import layers
+
     from ._nets import MLPDiscriminator
 
     _check(params)
     norm = resolve_norm(params.norm, spec, usual="none", per_sample="none")
     in_shape = (spec.latent_dim,) if spec.needs.discriminator_input == "latent" else spec.sample_shape
-    return MLPDiscriminator(in_shape, params.hidden, params.depth, norm)
+    discriminator = MLPDiscriminator(in_shape, params.hidden, params.depth, norm)
+    if params.spectral_norm:
+        layers.spectral_norm(discriminator)
+    return discriminator
 
 
 @hookimpl
