@@ -1,1 +1,1 @@
-"""Datasets that need no download; each submodule is a plugin of its own."""
+"""Datasets that need no download (digits, gaussians, stacked); each submodule is a plugin of its own."""
