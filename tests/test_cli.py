@@ -135,6 +135,15 @@ def test_dataset_suggestions_fill_only_what_the_user_left_unset(tmp_path):
 
     digits = run_gan("run", "--arch", "mlp", "--objective", "gan", "--steps", "1", "--image-size", "8",
                      "--out", tmp_path / "digits", "--no-progress")
-    assert digits.returncode == 0 and "suggests" not in digits.stdout
+    assert digits.returncode == 0 and "dataset 'digits' suggests ema_half_life=10000" in digits.stdout
     settings = json.loads((tmp_path / "digits" / "config.json").read_text())["settings"]
     assert (settings["batch_size"], settings["lr_scale"], settings["epochs"]) == (64, None, None)
+    assert settings["ema_half_life"] == 10000 and settings["ema"] is None
+    off = run_gan("run", "--arch", "mlp", "--objective", "gan", "--steps", "1", "--image-size", "8", "--ema", "0",
+                  "--out", tmp_path / "off", "--no-progress")
+    assert off.returncode == 0 and "suggests" not in off.stdout  # --ema 0: no average, whatever digits suggests
+    settings = json.loads((tmp_path / "off" / "config.json").read_text())["settings"]
+    assert settings["ema_half_life"] is None
+    for run, averaged in (("digits", True), ("off", False)):
+        models = torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=True)["models"]
+        assert any(key.startswith("generator_ema.") for key in models) is averaged

@@ -162,3 +162,21 @@ def test_batches_carry_the_engine_step(tmp_path):
     trainer.phases[0].loss = lambda models, batch: (steps.append(batch.step), loss(models, batch))[1]
     trainer.train(max_steps=3)
     assert steps == [0, 1, 2]
+
+
+def test_resume_is_bit_exact_with_every_switch_on(tmp_path):
+    """The average, adaptive augmentation, lazy R1 (due on steps the stop falls between) and spectral norm."""
+    kit = dict(DIGITS, ema=0.9, augment="diffaugment", seed=4, params={
+        "arch": {"base": 8, "spectral_norm": True}, "objective": {"r1": 1.0, "penalty_every": 2},
+        "augment": {"target": 0.6, "interval": 1, "speed": 500}})
+    straight = Run.new(out=tmp_path / "straight", steps=5, **kit).train()
+    split = Run.new(out=tmp_path / "split", steps=3, **kit).train()
+    Run.open(tmp_path / "split").train(steps=5)
+    a, b = (checkpoint.load(run.dir / "checkpoints" / "last.pt") for run in (straight, split))
+    assert a["models"].keys() == b["models"].keys()
+    assert any("_u" in key for key in a["models"]) and any(key.startswith(EMA_KEY) for key in a["models"])
+    for key in a["models"]:
+        assert torch.equal(a["models"][key], b["models"][key]), key
+    for key in a["augment"]:
+        assert torch.equal(a["augment"][key], b["augment"][key]), key
+    assert 0 < float(a["augment"]["p"]) < 1  # the probability moved, so its resume was tested
