@@ -253,10 +253,18 @@ class GeneratorAverage:
 
     def __init__(self, params: AverageParams | None = None) -> None:
         self.params = params or AverageParams()
+        self.updated_step: int | None = None
+
+    def on_epoch_end(self, run: Any) -> None:
+        # An epoch's end comes before its step's end, and writes a grid and a checkpoint: they need this step's.
+        self.on_step_end(run)
 
     def on_step_end(self, run: Any) -> None:
         import torch
 
+        if self.updated_step == run.step:
+            return
+        self.updated_step = run.step
         from ._plan import EMA_KEY
 
         settings = run.plan.settings

@@ -369,9 +369,11 @@ class Augment(Component):
     (`--augment NAME`, `-p augment.PARAM=VALUE`; Zhao et al. 2020, Karras et al. 2020).
 
     factory(params, NetworkSpec) -> a `torch.nn.Module` whose `forward(x)` returns `x` augmented, same shape,
-    differentiable in `x` (the generator learns through it); its buffers are checkpointed, so an adaptive
-    strength resumes exactly. Optional methods: `observe_real(scores)`, called with the discriminator's raw
-    scores (detached, on the device) each time it judges an augmented real batch; `end_step(step)`, called
+    differentiable in `x` (the generator learns through it); it has no parameters, and its buffers are
+    checkpointed, so an adaptive strength resumes exactly. Optional methods: `observe_real(scores)`, called with the discriminator's raw
+    scores (detached, on the device) each time it judges an augmented real batch in a phase that trains it (a
+    call on the step's real batch tensor itself, or a view of it: a real batch concatenated with a fake one is
+    not recognised); `end_step(step)`, called
     after each training step, returning None or a dict of scalar tensors to log (e.g. `{"augment/p": p}`).
     Neither may read values to the host (no `.item()`): they run every step. Raise IncompatibleError where it
     cannot apply (samples that are not images, a discriminator of latent codes).

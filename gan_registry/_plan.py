@@ -84,8 +84,6 @@ class Settings:
                                 f"{self.ema!r}; for a half-life in images use --ema-half-life")
             if self.ema_half_life is not None:
                 raise UserError("give --ema or --ema-half-life, not both: they set the same decay")
-        if self.ema_start and self.ema_decay_given is None:
-            raise UserError("--ema-start delays the generator average; give --ema or --ema-half-life too")
         if self.lr_scale is not None and not self.lr_scale > 0:
             raise UserError(f"--lr-scale must be positive, got {self.lr_scale}")
         if self.lr_decay_start is not None and not 0 <= self.lr_decay_start <= 1:
@@ -162,6 +160,9 @@ class Plan:
         if not isinstance(module, torch.nn.Module):
             raise PluginFailure(f"augment '{component.name}' from {component.origin} broke its contract: its factory "
                                 f"returned {type(module).__name__}, not a torch.nn.Module")
+        if any(True for _ in module.parameters()):
+            raise PluginFailure(f"augment '{component.name}' from {component.origin} broke its contract: it has "
+                                "trainable parameters, which no optimiser would own; keep its state in buffers")
         return module.to(device)
 
     def build_callbacks(self) -> list[Any]:
@@ -394,6 +395,9 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     dataset = registry.get("dataset", settings.dataset)
     settings, suggested = _take_suggestions(settings, dataset) if take_suggestions else (settings, {})
     settings = _with_defaults(settings)
+    if settings.ema_start and settings.ema_decay_given is None:
+        raise UserError("--ema-start delays the generator average, and this run has none"
+                        + (" (--ema 0 turns it off)" if settings.ema == 0 else "; give --ema or --ema-half-life too"))
 
     given = settings.params
     for slot in given:
@@ -434,7 +438,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     latent = settings.latent_dim or arch.latent_dim
     spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs)
     # Sampling or evaluating a run needs none of its callbacks, which may no longer be installed.
-    augment = registry.get("augment", settings.augment) if settings.augment else None
+    # Like callbacks, an augmentation only trains: sampling or evaluating a run needs it not installed.
+    augment = registry.get("augment", settings.augment) if settings.augment and for_training else None
     if augment is not None:
         params["augment"] = params_mod.build(augment.params, given.get("augment", {}), f"augment '{augment.name}'")
     plan = Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested,

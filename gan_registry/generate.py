@@ -74,7 +74,7 @@ def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path)
     """Write held-out inputs beside their reconstructions; returns the path and the mean L1 error."""
     if n < 1:
         raise UserError("-n must be at least 1")
-    plan, networks = load_networks(registry, run_dir)
+    plan, networks = load_networks(registry, run_dir, average=False)  # the decoder trained with its encoder
     if "encoder" not in networks:
         raise UserError(f"{run_dir} has no encoder (architecture '{plan.architecture.name}'); nothing to reconstruct")
     if len(plan.spec.sample_shape) != 3:

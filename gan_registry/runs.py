@@ -116,9 +116,9 @@ def plan_for_run(registry: Registry, run_dir: Path, *, for_training: bool = True
     plan = make_plan(registry, settings, take_suggestions=False, for_training=for_training)
     recorded, current = config.get("components"), plan.component_record()
     for slot, was in (recorded.items() if isinstance(recorded, dict) else ()):
-        if not isinstance(was, dict):
+        if not isinstance(was, dict) or slot not in current:  # an augment is only rebuilt to train
             continue
-        now = current.get(slot, {})
+        now = current[slot]
         if was.get("version") != now.get("version"):
             import warnings
 

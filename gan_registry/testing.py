@@ -99,9 +99,10 @@ def build(registry: Registry | None = None, **settings: Any) -> Built:
     plan = make_plan(registry or load_registry(), Settings(**settings))
     with preserved_rng():
         seed_everything(plan.settings.seed)
-        networks = torch.nn.ModuleDict(plan.build_networks("cpu"))
+        built = plan.build_networks("cpu")
+        networks = torch.nn.ModuleDict({role: built[role] for role in plan.pieces})  # no generator average
         objective = plan.build_objective()
-        phases = objective.phases(torch.nn.ModuleDict({role: networks[role] for role in plan.pieces}))
+        phases = objective.phases(networks)
     return Built(dict(networks.items()), objective, phases, dict(plan.params), plan.data, plan.spec,
                  plan.settings.as_dict())
 

@@ -106,7 +106,8 @@ class Trainer:
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
         self.augment = plan.build_augment(device)
         # What the objective trains: the pieces (no generator average), the discriminator behind --augment.
-        self.trained = torch.nn.ModuleDict({role: self.models[role] for role in plan.pieces})
+        self.pieces = torch.nn.ModuleDict({role: self.models[role] for role in plan.pieces})
+        self.trained = torch.nn.ModuleDict(dict(self.pieces.items()))
         if self.augment is not None:
             self.trained["discriminator"] = AugmentedDiscriminator(self.models["discriminator"], self.augment)
         self.objective = plan.build_objective()
@@ -117,6 +118,9 @@ class Trainer:
             {id(t) for group in p.optimizer.param_groups for t in group["params"]} for p in self.phases
         ]
         self._base_lrs = [[group["lr"] for group in p.optimizer.param_groups] for p in self.phases]
+        judge = {id(t) for t in self.models["discriminator"].parameters()}
+        self._trains_judge = [bool(trained & judge) for trained in self._trained_by]
+        """Per phase: it trains the discriminator, so its real batch is what an adaptive augment observes."""
         fixed_count = 64 if len(plan.spec.sample_shape) == 3 else 1024
         self.prior = latent_sampler(self.objective)
         g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
@@ -223,10 +227,10 @@ class Trainer:
         """One generator step with all its phases; returns the number of real samples used."""
         used = 0
         latent, size = self.plan.latent_dim, self.plan.settings.batch_size
-        for phase, trained in zip(self.phases, self._trained_by):
+        for phase, trained, trains_judge in zip(self.phases, self._trained_by, self._trains_judge):
             # Parameters this phase does not train need no gradients: skips e.g. the
             # discriminator's weight gradients during the generator's backward pass.
-            for parameter in self.models.parameters():
+            for parameter in self.pieces.parameters():
                 parameter.requires_grad_(id(parameter) in trained)
             for _ in range(phase.repeats):
                 real = self.batches.next() if phase.uses_real else None
@@ -234,7 +238,7 @@ class Trainer:
                 batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior,
                               labels=None if real is None else self.batches.last_labels, step=self.step)
                 if self.augment is not None:
-                    self.trained["discriminator"].real = real
+                    self.trained["discriminator"].real = real if trains_judge else None
                 with blame(self.plan.objective, f"training phase '{phase.name}'"):
                     loss, extras = _unpack(phase.loss(self.trained, batch))
                     if loss.ndim != 0:  # shape metadata: no device sync
@@ -246,7 +250,7 @@ class Trainer:
                     loss.backward()
                     phase.optimizer.step()
                     if phase.after_step is not None:
-                        phase.after_step(self.models)
+                        phase.after_step(self.pieces)
                 _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras})
         end_step = getattr(self.augment, "end_step", None)
         if end_step is not None:
@@ -353,7 +357,7 @@ class Trainer:
                 self._call("on_step_end")
             self._call("on_train_end")
         finally:
-            for parameter in self.models.parameters():
+            for parameter in self.pieces.parameters():
                 parameter.requires_grad_(True)
             self.batches.close()
             self._teardown()

@@ -180,3 +180,22 @@ def test_resume_is_bit_exact_with_every_switch_on(tmp_path):
     for key in a["augment"]:
         assert torch.equal(a["augment"][key], b["augment"][key]), key
     assert 0 < float(a["augment"]["p"]) < 1  # the probability moved, so its resume was tested
+
+
+def test_a_checkpoint_written_at_an_epoch_end_holds_that_steps_average(tmp_path):
+    toy = dict(arch="mlp", objective="gan", dataset="gaussians", batch_size=16, device="cpu", ema=0.5,
+               lr_decay_start=1.0, params={"dataset": {"count": 64}})  # the same rates, whatever the length  # 4 steps an epoch: the epoch's end writes step-4.pt
+    kept = Run.new(out=tmp_path / "kept", steps=6, keep=3, **toy).train()
+    short = Run.new(out=tmp_path / "short", steps=4, **toy).train()
+    a = checkpoint.load(kept.dir / "checkpoints" / "step-0000004.pt")["models"]
+    b = checkpoint.load(short.dir / "checkpoints" / "last.pt")["models"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_only_phases_that_train_the_discriminator_feed_the_adaptive_augment(tmp_path):
+    SEEN["observed"].clear()
+    registry = isolated_registry(("flip", FlipPlugin), entry_points=True)
+    trainer = _trainer(tmp_path, registry, objective="rpgan", augment="flip", sample_every=1000)
+    trainer.train(max_steps=2)  # rpgan's generator phase judges a real batch too: not an observation
+    assert SEEN["observed"] == [16, 16]
