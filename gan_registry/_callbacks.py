@@ -237,6 +237,13 @@ class AverageParams:
     batchnorm: Literal["track", "copy"] = field(default="track", metadata={"help": (
         "track: the average's BatchNorm statistics are its own, updated by one no-grad pass of fresh noise per "
         "step; copy: the trained generator's, copied each step (measured worse: they belong to other weights)")})
+    rampup: float | None = field(default=0.05, metadata={"help": (
+        "with --ema-half-life, StyleGAN2's ema_rampup: the half-life is at most this fraction of the images seen so "
+        "far, so a short run is not an average of its first, untrained steps (none: off)")})
+
+    def __post_init__(self) -> None:
+        if self.rampup is not None and not self.rampup > 0:
+            raise ValueError(f"rampup must be > 0 (or none), got {self.rampup}")
 
 
 AVERAGE_NOISE_OFFSET = 15_485_863
@@ -255,6 +262,13 @@ class GeneratorAverage:
         self.params = params or AverageParams()
         self.updated_step: int | None = None
 
+    def decay(self, settings: Any, step: int) -> float:
+        """The decay after `step` steps: --ema's, or the half-life's, ramped up as StyleGAN2 does."""
+        if settings.ema_half_life is None or self.params.rampup is None:
+            return settings.ema_decay()
+        half_life = min(settings.ema_half_life, step * settings.batch_size * self.params.rampup)
+        return 0.5 ** (settings.batch_size / max(half_life, 1e-8))
+
     def on_epoch_end(self, run: Any) -> None:
         # An epoch's end comes before its step's end, and writes a grid and a checkpoint: they need this step's.
         self.on_step_end(run)
@@ -270,7 +284,7 @@ class GeneratorAverage:
         settings = run.plan.settings
         average, generator = run.models[EMA_KEY], run.models["generator"]
         copying = run.step <= settings.ema_start
-        weight = 1.0 - settings.ema_decay()
+        weight = 1.0 - self.decay(settings, run.step)
         tracking = self.params.batchnorm == "track"
         statistics = {id(b) for m in average.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                       for b in m.buffers()} if tracking else set()

@@ -65,6 +65,18 @@ def test_average_is_a_copy_until_its_start_step(tmp_path):
                                                        trainer.models["generator"].parameters()))
 
 
+def test_half_life_ramps_up_with_the_images_seen_as_in_stylegan2():
+    from gan_registry._callbacks import AverageParams, GeneratorAverage
+
+    settings = Settings(arch="mlp", objective="gan", batch_size=64, ema_half_life=10_000)
+    ramped, fixed = GeneratorAverage(), GeneratorAverage(AverageParams(rampup=None))
+    # after 300 steps (19,200 images) the half-life is 5% of them, 960 images: 15 steps
+    assert ramped.decay(settings, 300) == pytest.approx(0.5 ** (64 / 960))
+    assert ramped.decay(settings, 100_000) == pytest.approx(settings.ema_decay())  # capped at the half-life
+    assert fixed.decay(settings, 300) == settings.ema_decay()
+    assert GeneratorAverage().decay(Settings(arch="mlp", objective="gan", ema=0.9), 3) == 0.9  # --ema: no ramp
+
+
 def test_half_life_in_images_sets_the_decay():
     settings = Settings(arch="mlp", objective="gan", batch_size=64, ema_half_life=6400)
     assert settings.ema_decay() == pytest.approx(0.5 ** 0.01)
