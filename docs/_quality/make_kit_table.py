@@ -129,7 +129,7 @@ def render() -> None:
     for r in kit:
         if "--dataset digits" in r["command"] and "--ema" not in r["command"]:
             r["command"] += " --ema 0"  # run before digits suggested the average: the same as turning it off now
-        lines.append(f"| {r['combination']} | {r['switch']} | {r['fid']:.1f} | {r['fid'] / floor:.1f} | "
+        lines.append(f"| {r['combination']} | {r['switch']}{' (' + r['note'] + ')' if r.get('note') else ''} | {r['fid']:.1f} | {r['fid'] / floor:.1f} | "
                      f"{r['precision']:.3f} | {r['recall']:.3f} | {r['cpu_minutes']} | `{r['command']}` |")
     stacked = ["| run | modes (of 1,000) | KL to uniform | CPU min | command |", "|---|---|---|---|---|"]
     for r in (r for r in rows if "modes" in r):
@@ -144,7 +144,7 @@ def render() -> None:
         before = by.get((name, "defaults")) or by.get((name, "defaults (R1 = R2 = 0.1)"))
         after = by.get((name, "--ema-half-life 10000"))
         if before and after:
-            retuned.append(f"| {name} | {before['fid']:.1f} ({before['fid'] / floor:.1f}×) | {before['precision']:.2f} / "
+            retuned.append(f"| {name}{' (after: ' + after['note'] + ')' if after.get('note') else ''} | {before['fid']:.1f} ({before['fid'] / floor:.1f}×) | {before['precision']:.2f} / "
                            f"{before['recall']:.2f} | **{after['fid']:.1f} ({after['fid'] / floor:.1f}×)** | "
                            f"{after['precision']:.2f} / {after['recall']:.2f} | {after['cpu_minutes']} |")
     page = _between(PAGE.read_text(), "kit-table", "\n".join(lines))
