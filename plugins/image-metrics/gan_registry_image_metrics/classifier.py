@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gan_registry import Extractor, IncompatibleError, hookimpl, to_unit
@@ -32,6 +34,22 @@ def network(channels: int, classes: int):
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(FEATURE_WIDTH, classes),
     )
+
+
+@contextmanager
+def _exclusive(lock_path):
+    """Hold an exclusive lock on `lock_path` (POSIX flock; elsewhere no lock, and at worst two trainings)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _tensor_of(images, limit: int):
@@ -95,13 +113,17 @@ class ClassifierFeatures:
         self.net = network(self.shape[0], len(data.classes))
         cached = path.is_file() and self._read(path, key, load_file)
         if not cached:
-            net, accuracy, tested = train(data, params.steps, context.seed, "cpu")
-            self.net, self.accuracy, self.tested = net, accuracy, tested
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
-                      metadata={"key": key, "accuracy": str(accuracy), "tested": str(tested)})
-            tmp.replace(path)
+            with _exclusive(path.with_name(f".{path.name}.lock")):
+                # Another process may have trained it while this one waited: two runs evaluating at once train once.
+                cached = path.is_file() and self._read(path, key, load_file)
+                if not cached:
+                    net, accuracy, tested = train(data, params.steps, context.seed, "cpu")
+                    self.net, self.accuracy, self.tested = net, accuracy, tested
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
+                              metadata={"key": key, "accuracy": str(accuracy), "tested": str(tested)})
+                    tmp.replace(path)
         self.net = self.net.to(context.device).eval().requires_grad_(False)
         self.body = self.net[:-1]
         height, width = self.shape[1:]
