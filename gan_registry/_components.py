@@ -41,6 +41,10 @@ class Needs:
     """False: the discriminator must not mix samples through BatchNorm (per-sample penalties)."""
     discriminator_input: Literal["samples", "latent"] = "samples"
     """What the discriminator judges: data samples, or latent codes."""
+    input_gradients: bool = False
+    """The discriminator's loss trains on the gradient of its scores with respect to its inputs (a gradient
+    penalty, through `gan_registry.input_gradients`): a double backward, which torch.compile cannot run, so
+    under `--compile` the discriminator runs eager."""
 
     def describe(self) -> list[str]:
         lines = []
@@ -168,10 +172,24 @@ class Batch:
     step: int = 0
     """The engine's count of generator steps trained before this one: what a lazy regulariser (every k steps)
     keys on, so that a resumed run applies it on the same steps as an unbroken one."""
+    shared: Any = field(default=None, repr=False, compare=False)
+    """The engine's store of this step's generated batch (see `fake`); None outside the engine."""
 
     def noise(self, n: int | None = None) -> Any:
         """`n` (default: the batch size) latent vectors from the run's prior."""
         return self.prior(n or self.size, self.latent_dim, self.device)
+
+    def fake(self, generator: Any) -> Any:
+        """`generator(self.noise())`: the generated batch of this phase, with the graph through the generator.
+
+        Call this rather than the generator yourself: where the objective's schedule runs each phase once per
+        step, the engine hands every phase of the step the same batch, so an iteration runs one generator
+        forward (as the PyTorch DCGAN tutorial's loop does). A phase that trains the discriminator only should
+        `.detach()` it. Where the schedule repeats a phase (WGAN's critic steps), each call generates anew.
+        """
+        if self.shared is not None:
+            return self.shared.get(generator, self)
+        return generator(self.noise())
 
 
 def _require_param_dataclass(params: type | None, owner: str) -> None:

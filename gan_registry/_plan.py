@@ -57,6 +57,14 @@ class Settings:
     """Steps before the average starts: until then it is a copy of the generator."""
     augment: str | None = None
     """A differentiable augmentation of what the discriminator judges (`--augment diffaugment`)."""
+    precision: str = "32"
+    """32, bf16 or 16: autocast to bfloat16 or float16 (with a GradScaler per optimiser) in every phase's loss."""
+    compile: bool = False
+    """torch.compile the generator and discriminator (one that trains on input gradients runs eager)."""
+    compile_backend: str = "inductor"
+    """torch.compile's backend (`aot_eager` compiles fast and checks that a model traces)."""
+    channels_last: bool | None = None
+    """Conv nets and image batches in channels_last memory (None: on for image runs on CUDA)."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,6 +92,11 @@ class Settings:
                                 f"{self.ema!r}; for a half-life in images use --ema-half-life")
             if self.ema_half_life is not None:
                 raise UserError("give --ema or --ema-half-life, not both: they set the same decay")
+        if self.precision not in PRECISION_NAMES:
+            raise UserError(f"--precision must be one of {', '.join(PRECISION_NAMES)}, got {self.precision!r}")
+        for name, allowed in (("compile", (bool,)), ("channels_last", (bool, type(None))), ("compile_backend", (str,))):
+            if not isinstance(getattr(self, name), allowed):
+                raise UserError(f"{name} must be {' or '.join(t.__name__ for t in allowed)}, got {getattr(self, name)!r}")
         if self.lr_scale is not None and not self.lr_scale > 0:
             raise UserError(f"--lr-scale must be positive, got {self.lr_scale}")
         if self.lr_decay_start is not None and not 0 <= self.lr_decay_start <= 1:
@@ -118,6 +131,9 @@ class Settings:
             return 0.5 ** ((self.batch_size or 1) / self.ema_half_life)
         return None
 
+
+PRECISION_NAMES = ("32", "bf16", "16")
+"""The values of `--precision`: float32, bfloat16 autocast, float16 autocast with loss scaling."""
 
 EMA_KEY = "generator_ema"
 """The generator average's entry among a run's networks (and in checkpoints' "models")."""

@@ -260,6 +260,13 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--ema-start", type=int, metavar="STEP", help="Copy the generator until this step, then average (default 0).")
 @click.option("--augment", metavar="NAME",
               help="Augment what the discriminator judges, real and fake alike (see `gan list augments`).")
+@click.option("--precision", type=click.Choice(["32", "bf16", "16"]),
+              help="32 (default); bf16: bfloat16 autocast; 16: float16 autocast with a loss scaler per optimiser.")
+@click.option("--compile", "compile", is_flag=True, default=None,
+              help="torch.compile the generator and discriminator (warm-up first; pays off on GPUs).")
+@click.option("--compile-backend", metavar="NAME", help="torch.compile backend (default inductor; aot_eager to check tracing).")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Conv nets and images in channels_last memory (default: on for image runs on CUDA).")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")

@@ -69,6 +69,44 @@ def train_briefly(run_dir: str | Path, *, registry: Registry | None = None, step
                        **settings).train()
 
 
+HOST_SYNCS = frozenset({"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy", "cpu",
+                        "nonzero", "masked_select", "unique", "__format__", "__repr__"})
+"""Tensor calls that make the host wait for the device: a value read into Python, a copy to the host, or an
+output whose shape depends on the values."""
+
+
+@contextlib.contextmanager
+def count_host_syncs() -> Iterator[Any]:
+    """Count the host syncs made inside the block by code outside torch, as a Counter of
+    'function at file:line' (empty: none). torch's own (an optimiser's CPU step counter, fp16's GradScaler
+    checking for overflow) are PyTorch's design and are left out. On a CPU they cost nothing, but they are the
+    same calls that stall a GPU, so a test here keeps a hot loop free of them."""
+    import collections
+    import sys as _sys
+
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    torch_dir = str(Path(torch.__file__).parent)
+    skipped = (str(Path(torch.__file__).parent / "overrides.py"), str(Path(torch.__file__).parent / "_tensor.py"))
+    counts: collections.Counter = collections.Counter()
+
+    class Counting(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name in HOST_SYNCS:
+                frame = _sys._getframe(1)
+                while frame is not None and frame.f_code.co_filename.startswith(skipped):
+                    frame = frame.f_back
+                where = frame.f_code.co_filename if frame is not None else "?"
+                if not where.startswith(torch_dir):
+                    counts[f"{name} at {where}:{frame.f_lineno}"] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counting():
+        yield counts
+
+
 @dataclass
 class Built:
     """A checked combination, built as a run builds it at step 0 (seeded with its seed), not trained."""
@@ -185,8 +223,7 @@ class _ToyObjective:
         import torch
         import torch.nn.functional as F
 
-        with torch.no_grad():
-            fake = models.generator(batch.noise())
+        fake = batch.fake(models.generator).detach()
         real_logits = models.discriminator(batch.real).reshape(-1)
         fake_logits = models.discriminator(fake).reshape(-1)
         return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
@@ -196,7 +233,7 @@ class _ToyObjective:
     def _generator_loss(models, batch):
         import torch.nn.functional as F
 
-        return F.softplus(-models.discriminator(models.generator(batch.noise())).reshape(-1)).mean()
+        return F.softplus(-models.discriminator(batch.fake(models.generator)).reshape(-1)).mean()
 
     def phases(self, models):
         from torch.optim import Adam

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import checkpoint, render
+from . import _precision, checkpoint, render
 from ._components import Batch, latent_sampler
 from ._plan import EMA_KEY, Plan
 from .data import Batches
@@ -79,20 +79,59 @@ class AugmentedDiscriminator(torch.nn.Module):
         return scores
 
 
+class SharedFake:
+    """One generated batch per step for every phase of it: the generator runs forward once an iteration.
+
+    Made with the graph through the generator (its parameters require gradients for that forward even in a
+    phase that trains only the discriminator), so the generator's phase can train on it; stale once an
+    optimiser steps the generator's weights, after which the next call generates anew.
+    """
+
+    def __init__(self) -> None:
+        self.generator: torch.nn.Module | None = None
+        self.value: torch.Tensor | None = None
+
+    def get(self, generator: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        if self.value is None or generator is not self.generator:
+            parameters = list(generator.parameters())
+            flags = [p.requires_grad for p in parameters]
+            try:
+                for parameter in parameters:
+                    parameter.requires_grad_(True)
+                with torch.enable_grad():
+                    self.value = generator(batch.noise())
+            finally:
+                for parameter, flag in zip(parameters, flags):
+                    parameter.requires_grad_(flag)
+            self.generator = generator
+        return self.value
+
+    def clear(self) -> None:
+        self.generator = self.value = None
+
+
 def _unpack(output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if isinstance(output, tuple):
         return output[0], output[1]
     return output, {}
 
 
-def _accumulate(sums: dict[str, torch.Tensor], counts: Counter, values: dict[str, torch.Tensor]) -> None:
+def _accumulate(sums: dict[str, torch.Tensor], counts: Counter, values: dict[str, torch.Tensor],
+                finite_only: bool = False) -> None:
     """Add logged values up on the device: reading them forces a sync, so that waits for the log line.
 
-    The first value is copied: it may be a buffer its owner changes in place (an augment's probability)."""
+    The first value is copied: it may be a buffer its owner changes in place (an augment's probability).
+    `finite_only` (fp16, whose loss scaler skips the steps that overflow) leaves non-finite values out of the
+    means, counting on the device."""
     for key, value in values.items():
         value = value.detach().float()
+        if finite_only:
+            finite = torch.isfinite(value)
+            value, count = torch.where(finite, value, 0.0), finite.float()
+        else:
+            count = 1
         sums[key] = sums[key] + value if key in sums else value.clone()
-        counts[key] += 1
+        counts[key] = counts[key] + count
 
 
 class Trainer:
@@ -104,6 +143,15 @@ class Trainer:
         s = plan.settings
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
+        images = len(plan.spec.sample_shape) == 3
+        self.channels_last = s.channels_last if s.channels_last is not None else device.type == "cuda" and images
+        if self.channels_last:
+            _precision.to_channels_last(self.models)
+        if s.compile:
+            why = (f"objective '{plan.objective.name}' trains on the gradient of its scores with respect to its"
+                   " inputs (a double backward, which torch.compile does not support)")
+            _precision.compile_networks(self.models, list(plan.pieces), backend=s.compile_backend,
+                                        eager={"discriminator": why} if plan.spec.needs.input_gradients else {})
         self.augment = plan.build_augment(device)
         # What the objective trains: the pieces (no generator average), the discriminator behind --augment.
         self.pieces = torch.nn.ModuleDict({role: self.models[role] for role in plan.pieces})
@@ -112,6 +160,7 @@ class Trainer:
             self.trained["discriminator"] = AugmentedDiscriminator(self.models["discriminator"], self.augment)
         self.objective = plan.build_objective()
         self.phases = plan.build_phases(self.objective, self.trained)
+        self.precision = _precision.Precision(s.precision, device, [p.name for p in self.phases])
         self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device, labels=plan.load_labels())
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._trained_by = [
@@ -121,6 +170,10 @@ class Trainer:
         judge = {id(t) for t in self.models["discriminator"].parameters()}
         self._trains_judge = [bool(trained & judge) for trained in self._trained_by]
         """Per phase: it trains the discriminator, so its real batch is what an adaptive augment observes."""
+        maker = {id(t) for t in self.models["generator"].parameters()}
+        self._trains_maker = [bool(trained & maker) for trained in self._trained_by]
+        # One generated batch per step where each phase runs once; repeated phases (n critic steps) draw their own.
+        self.shared_fake = SharedFake() if all(p.repeats == 1 for p in self.phases) else None
         fixed_count = 64 if len(plan.spec.sample_shape) == 3 else 1024
         self.prior = latent_sampler(self.objective)
         g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
@@ -160,6 +213,7 @@ class Trainer:
             "rng": checkpoint.rng_state(),
             "settings": self.plan.settings.as_dict(),
             **({"augment": self.augment.state_dict()} if self.augment is not None else {}),
+            **({"grad_scalers": self.precision.state_dict()} if self.precision.scalers else {}),
             "callbacks": {component.name: callback.state_dict()
                           for callback, component in zip(self.callbacks, self._callback_components)
                           if component is not None and hasattr(callback, "state_dict")},
@@ -174,6 +228,7 @@ class Trainer:
         self.fixed_noise = state["fixed_noise"].to(self.device)
         if self.augment is not None and "augment" in state:
             self.augment.load_state_dict(state["augment"])
+        self.precision.load_state_dict(state.get("grad_scalers", {}))
         checkpoint.set_rng_state(state["rng"])
         saved = state.get("callbacks", {})
         for callback, component in zip(self.callbacks, self._callback_components):
@@ -227,31 +282,47 @@ class Trainer:
         """One generator step with all its phases; returns the number of real samples used."""
         used = 0
         latent, size = self.plan.latent_dim, self.plan.settings.batch_size
-        for phase, trained, trains_judge in zip(self.phases, self._trained_by, self._trains_judge):
+        shared = self.shared_fake
+        if shared is not None:
+            shared.clear()
+        for phase, trained, trains_judge, trains_maker in zip(self.phases, self._trained_by, self._trains_judge,
+                                                               self._trains_maker):
             # Parameters this phase does not train need no gradients: skips e.g. the
             # discriminator's weight gradients during the generator's backward pass.
             for parameter in self.pieces.parameters():
                 parameter.requires_grad_(id(parameter) in trained)
             for _ in range(phase.repeats):
                 real = self.batches.next() if phase.uses_real else None
+                if real is not None and self.channels_last and real.dim() == 4:
+                    real = real.contiguous(memory_format=torch.channels_last)
                 used += 0 if real is None else real.shape[0]
                 batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior,
-                              labels=None if real is None else self.batches.last_labels, step=self.step)
+                              labels=None if real is None else self.batches.last_labels, step=self.step,
+                              shared=shared)
                 if self.augment is not None:
                     self.trained["discriminator"].real = real if trains_judge else None
                 with blame(self.plan.objective, f"training phase '{phase.name}'"):
-                    loss, extras = _unpack(phase.loss(self.trained, batch))
+                    with self.precision.loss(phase.name):
+                        loss, extras = _unpack(phase.loss(self.trained, batch))
                     if loss.ndim != 0:  # shape metadata: no device sync
                         raise PluginFailure(
                             f"objective '{self.plan.objective.name}' from {self.plan.objective.origin} broke its"
                             f" contract: phase '{phase.name}' returned a loss of shape {tuple(loss.shape)}, not a"
                             " scalar (reduce it, e.g. with .mean())")
                     phase.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    phase.optimizer.step()
+                    self.precision.step(phase.name, loss, phase.optimizer)
                     if phase.after_step is not None:
                         phase.after_step(self.pieces)
-                _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras})
+                if shared is not None and trains_maker:
+                    shared.clear()  # the generator moved: its samples are another step's
+                if self.precision.scalers:
+                    skipped = {f"precision/skipped_{phase.name}": (~torch.isfinite(loss.detach())).float()}
+                    _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras}, finite_only=True)
+                    _accumulate(sums, counts, skipped)
+                else:
+                    _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras})
+        if shared is not None:
+            shared.clear()  # nothing of this step's graph outlives it
         end_step = getattr(self.augment, "end_step", None)
         if end_step is not None:
             with blame(self.plan.augment, "ending a step"):

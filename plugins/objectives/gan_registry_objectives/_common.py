@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from gan_registry import Needs, Phase
+from gan_registry import Needs, Phase, input_gradients
 
 
 def check_positive(**values: float) -> None:
@@ -43,11 +43,10 @@ def scores(discriminator, x):
 
 
 def fake_batch(models, batch):
-    """Generated samples for a discriminator step: no graph through the generator (it is not updated here)."""
-    import torch
+    """Generated samples for a discriminator step, detached (the generator is not updated here).
 
-    with torch.no_grad():
-        return models.generator(batch.noise())
+    `batch.fake` lets the engine hand the generator's step the same samples: one generator forward a step."""
+    return batch.fake(models.generator).detach()
 
 
 def real_and_fake_scores(models, batch):
@@ -58,7 +57,7 @@ def real_and_fake_scores(models, batch):
 
 def generator_scores(models, batch):
     """D(G(z)) with the graph through the generator, for a generator step."""
-    return scores(models.discriminator, models.generator(batch.noise()))
+    return scores(models.discriminator, batch.fake(models.generator))
 
 
 def two_phases(*, d_name: str, d_loss, d_optimizer, d_repeats: int, g_loss, g_optimizer, d_after_step=None) -> list:
@@ -91,14 +90,12 @@ class PenaltyParams:
 
 def penalty_needs(params) -> Needs:
     """R1/R2 are per-sample gradients: BatchNorm would make D(x_i) depend on the whole batch."""
-    return Needs(discriminator_batchnorm=not params.penalised)
+    return Needs(discriminator_batchnorm=not params.penalised, input_gradients=params.penalised)
 
 
 def zero_centred_penalty(scores, inputs):
     """E ||grad_x D(x)||^2 over the batch, with the graph kept so that its backward trains D."""
-    import torch
-
-    (grad,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
+    grad = input_gradients(scores, inputs)
     return grad.square().flatten(start_dim=1).sum(dim=1).mean()
 
 

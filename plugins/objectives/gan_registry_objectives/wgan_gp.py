@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gan_registry import Needs, Objective, hookimpl
+from gan_registry import Needs, Objective, hookimpl, input_gradients
 
 from . import _common
 from .wgan import WGANObjective, critic_loss
@@ -46,7 +46,7 @@ def gradient_penalty(critic, real, fake, alpha=None, *, create_graph: bool = Tru
     scores = _common.scores(critic, x_hat)
     # Sum of scores: each sample's score depends on its own input only (hence no BatchNorm),
     # so d(sum)/d(x_hat_i) is the gradient of D at x_hat_i.
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=create_graph)
+    grad = input_gradients(scores, x_hat, create_graph=create_graph)  # right under --precision 16 and bf16
     norms = grad.flatten(start_dim=1).norm(2, dim=1)  # per sample, over all of its dimensions
     return ((norms - 1) ** 2).mean()
 
@@ -81,4 +81,4 @@ def register_objectives(register):
 def needs(params: WGANGPParams) -> Needs:
     # The penalty is per sample: BatchNorm would make D(x_i) depend on the whole batch. Without the
     # penalty (gp_weight=0) nothing forbids it.
-    return Needs(discriminator_batchnorm=params.gp_weight == 0)
+    return Needs(discriminator_batchnorm=params.gp_weight == 0, input_gradients=params.gp_weight > 0)

@@ -1,0 +1,88 @@
+"""Mixed precision (`--precision`) and compilation (`--compile`) of a run's networks, and the input gradients of
+gradient penalties that stay right under both."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
+
+import torch
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+_SCALER: ContextVar[Any] = ContextVar("gan_registry_grad_scaler", default=None)
+"""The GradScaler of the phase whose loss is being computed (fp16 only): what input_gradients unscales by."""
+
+
+def input_gradients(outputs: torch.Tensor, inputs: torch.Tensor, *, create_graph: bool = True) -> torch.Tensor:
+    """The gradient of `outputs.sum()` with respect to `inputs`, in float32: what gradient penalties
+    (WGAN-GP, R1/R2) are made of. Use it rather than `torch.autograd.grad` so that they stay right under
+    `--precision 16`: there the loss scale of the phase's GradScaler is applied before the backward (small fp16
+    gradients would underflow to zero) and taken off after, as the torch.amp docs' gradient-penalty recipe does;
+    the scale is used as a tensor, so this adds no host sync. `create_graph` keeps the gradient's own graph, so
+    that a penalty on it trains the discriminator.
+    """
+    total = outputs.float().sum()
+    scaler = _SCALER.get()
+    if scaler is None:
+        (grad,) = torch.autograd.grad(total, inputs, create_graph=create_graph)
+        return grad.float()
+    scale = scaler.scale(torch.ones((), device=total.device))
+    (grad,) = torch.autograd.grad(total * scale, inputs, create_graph=create_graph)
+    return grad.float() / scale
+
+
+class Precision:
+    """Autocast and, for fp16, one GradScaler per phase (each optimiser's gradients overflow on their own)."""
+
+    def __init__(self, name: str, device: torch.device, phase_names: list[str]) -> None:
+        self.name, self.device = name, device
+        self.dtype = PRECISIONS[name]
+        self.scalers = {phase: torch.amp.GradScaler(device.type) for phase in phase_names} if name == "16" else {}
+
+    @contextmanager
+    def loss(self, phase: str) -> Iterator[None]:
+        """Where a phase's loss is computed: under autocast, with its scaler known to `input_gradients`."""
+        token = _SCALER.set(self.scalers.get(phase))
+        try:
+            with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+                yield
+        finally:
+            _SCALER.reset(token)
+
+    def step(self, phase: str, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backward and optimiser step; under fp16 scaled, and skipped where the gradients overflowed (the
+        scaler reads whether they did: the one host sync per step that fp16 costs)."""
+        scaler = self.scalers.get(phase)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {phase: scaler.state_dict() for phase, scaler in self.scalers.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for phase, scaler in self.scalers.items():
+            if phase in state:
+                scaler.load_state_dict(state[phase])
+
+
+def compile_networks(networks: dict[str, torch.nn.Module], roles: list[str], *, eager: dict[str, str],
+                     backend: str) -> None:
+    """torch.compile each piece in place (its state_dict keys unchanged), but those in `eager` (role -> why),
+    which are said once and run eagerly."""
+    for role in roles:
+        if role in eager:
+            print(f"--compile: the {role} runs eager: {eager[role]}", file=sys.stderr, flush=True)
+            continue
+        networks[role].compile(backend=backend)
+
+
+def to_channels_last(networks: dict[str, torch.nn.Module]) -> None:
+    for network in networks.values():
+        network.to(memory_format=torch.channels_last)
