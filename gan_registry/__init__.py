@@ -72,7 +72,7 @@ def input_gradients(outputs, inputs, *, create_graph=True):
     """The gradient of `outputs.sum()` with respect to `inputs` (float32), for gradient penalties: right under
     every `--precision` (fp16's loss scale applied and taken off, without a host sync). Declare
     `Needs(input_gradients=True)` where a loss trains on it, so that `--compile` leaves the discriminator eager."""
-    from ._precision import input_gradients as gradients
+    from ._speed import input_gradients as gradients
 
     return gradients(outputs, inputs, create_graph=create_graph)
 

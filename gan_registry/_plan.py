@@ -65,6 +65,8 @@ class Settings:
     """torch.compile's backend (`aot_eager` compiles fast and checks that a model traces)."""
     channels_last: bool | None = None
     """Conv nets and image batches in channels_last memory (None: on for image runs on CUDA)."""
+    deterministic: bool = False
+    """Deterministic kernels only (CUDA runs then resume bit-exact too); off: cuDNN autotunes convolutions."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -94,7 +96,8 @@ class Settings:
                 raise UserError("give --ema or --ema-half-life, not both: they set the same decay")
         if self.precision not in PRECISION_NAMES:
             raise UserError(f"--precision must be one of {', '.join(PRECISION_NAMES)}, got {self.precision!r}")
-        for name, allowed in (("compile", (bool,)), ("channels_last", (bool, type(None))), ("compile_backend", (str,))):
+        for name, allowed in (("compile", (bool,)), ("deterministic", (bool,)), ("channels_last", (bool, type(None))),
+                              ("compile_backend", (str,))):
             if not isinstance(getattr(self, name), allowed):
                 raise UserError(f"{name} must be {' or '.join(t.__name__ for t in allowed)}, got {getattr(self, name)!r}")
         if self.lr_scale is not None and not self.lr_scale > 0:

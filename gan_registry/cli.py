@@ -267,6 +267,8 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--compile-backend", metavar="NAME", help="torch.compile backend (default inductor; aot_eager to check tracing).")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="Conv nets and images in channels_last memory (default: on for image runs on CUDA).")
+@click.option("--deterministic", "deterministic", is_flag=True, default=None,
+              help="Deterministic kernels only: CUDA runs resume bit-exact too, somewhat slower.")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _precision, checkpoint, render
+from . import _speed, checkpoint, render
 from ._components import Batch, latent_sampler
 from ._plan import EMA_KEY, Plan
 from .data import Batches
@@ -142,15 +142,16 @@ class Trainer:
         """`callbacks` replaces the plan's (every run's built-in ones and those asked for): [] trains, nothing more."""
         s = plan.settings
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
+        _speed.configure_kernels(device, s.deterministic)
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
         images = len(plan.spec.sample_shape) == 3
         self.channels_last = s.channels_last if s.channels_last is not None else device.type == "cuda" and images
         if self.channels_last:
-            _precision.to_channels_last(self.models)
+            _speed.to_channels_last(self.models)
         if s.compile:
             why = (f"objective '{plan.objective.name}' trains on the gradient of its scores with respect to its"
                    " inputs (a double backward, which torch.compile does not support)")
-            _precision.compile_networks(self.models, list(plan.pieces), backend=s.compile_backend,
+            _speed.compile_networks(self.models, list(plan.pieces), backend=s.compile_backend,
                                         eager={"discriminator": why} if plan.spec.needs.input_gradients else {})
         self.augment = plan.build_augment(device)
         # What the objective trains: the pieces (no generator average), the discriminator behind --augment.
@@ -160,7 +161,7 @@ class Trainer:
             self.trained["discriminator"] = AugmentedDiscriminator(self.models["discriminator"], self.augment)
         self.objective = plan.build_objective()
         self.phases = plan.build_phases(self.objective, self.trained)
-        self.precision = _precision.Precision(s.precision, device, [p.name for p in self.phases])
+        self.precision = _speed.Precision(s.precision, device, [p.name for p in self.phases])
         self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device, labels=plan.load_labels())
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._trained_by = [

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from gan_registry import checkpoint, input_gradients
 from gan_registry._plan import Settings, make_plan
-from gan_registry._precision import Precision
+from gan_registry._speed import Precision
 from gan_registry.plugins import load_registry
 from gan_registry.testing import count_host_syncs, invoke_gan
 from gan_registry.training import Trainer
@@ -118,11 +118,11 @@ def test_input_gradients_take_the_loss_scale_off_exactly():
     w = torch.randn(3)
     plain = input_gradients((x * w).sin().sum(1), x)
     scaled = Precision("16", torch.device("cpu"), ["critic"])
-    token = __import__("gan_registry._precision", fromlist=["_SCALER"])._SCALER.set(scaled.scalers["critic"])
+    token = __import__("gan_registry._speed", fromlist=["_SCALER"])._SCALER.set(scaled.scalers["critic"])
     try:
         assert torch.equal(input_gradients((x * w).sin().sum(1), x), plain)  # a power-of-two scale is exact
     finally:
-        __import__("gan_registry._precision", fromlist=["_SCALER"])._SCALER.reset(token)
+        __import__("gan_registry._speed", fromlist=["_SCALER"])._SCALER.reset(token)
 
 
 def test_fp16_and_bf16_runs_checkpoint_and_resume(tmp_path):
@@ -194,3 +194,54 @@ def test_a_training_run_imports_neither_torchvision_nor_sklearn_nor_matplotlib(t
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
     assert not imported & {"torchvision", "sklearn", "matplotlib"}
+
+
+@pytest.mark.parametrize("flags", [["--deterministic"], ["--precision", "bf16"], ["--precision", "16"]],
+                         ids=["fp32-deterministic", "bf16", "fp16"])
+def test_cpu_runs_resume_bit_exact_in_every_precision(tmp_path, flags):
+    """What docs/speed.md claims for a CPU: a run stopped and resumed ends bit-identical to an unbroken one, loss
+    scalers included (CUDA claims it for fp32 under --deterministic only)."""
+    base = ["run", "--arch", "mlp", "--objective", "gan", "--dataset", "digits", "--image-size", "16",
+            "--batch-size", "16", "--no-progress", "--log-every", "2", *flags]
+    assert invoke_gan(*base, "--steps", "6", "--out", tmp_path / "straight").exit_code == 0
+    assert invoke_gan(*base, "--steps", "3", "--out", tmp_path / "split").exit_code == 0
+    assert invoke_gan("resume", tmp_path / "split", "--steps", "6", "--no-progress").exit_code == 0
+    a, b = (checkpoint.load(tmp_path / d / "checkpoints" / "last.pt") for d in ("straight", "split"))
+    for key in a["models"]:
+        assert torch.equal(a["models"][key], b["models"][key]), key
+    assert a.get("grad_scalers") == b.get("grad_scalers")
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
+
+
+@cuda
+@pytest.mark.parametrize("flags", [["--precision", "bf16"], ["--precision", "16"],
+                                   ["--precision", "bf16", "--compile"]], ids=["bf16", "fp16", "bf16-compile"])
+def test_cuda_dcgan_trains_with_a_gradient_penalty(tmp_path, flags):
+    result = invoke_gan("run", "--arch", "dcgan", "--objective", "wgan-gp", "--dataset", "digits", "--device", "cuda",
+                        "--steps", "4", "--batch-size", "32", "--no-progress", "--out", tmp_path / "r", *flags)
+    assert result.exit_code == 0, result.output
+    state = checkpoint.load(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert all(torch.isfinite(t).all() for t in state["models"].values() if t.is_floating_point())
+
+
+@cuda
+def test_cuda_image_runs_are_channels_last_unless_asked_not(tmp_path):
+    run = trainer(tmp_path, arch="dcgan", objective="gan", device="cuda")
+    convs = [m for m in run.models["discriminator"].modules() if isinstance(m, torch.nn.Conv2d)]
+    assert run.channels_last and convs and all(
+        m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert not trainer(tmp_path, arch="dcgan", objective="gan", device="cuda", channels_last=False).channels_last
+
+
+@cuda
+def test_cuda_deterministic_run_resumes_bit_exact(tmp_path):
+    base = ["run", "--arch", "dcgan", "--objective", "gan", "--dataset", "digits", "--device", "cuda",
+            "--batch-size", "32", "--no-progress", "--deterministic"]
+    assert invoke_gan(*base, "--steps", "6", "--out", tmp_path / "straight").exit_code == 0
+    assert invoke_gan(*base, "--steps", "3", "--out", tmp_path / "split").exit_code == 0
+    assert invoke_gan("resume", tmp_path / "split", "--steps", "6", "--no-progress").exit_code == 0
+    a, b = (checkpoint.load(tmp_path / d / "checkpoints" / "last.pt") for d in ("straight", "split"))
+    for key in a["models"]:
+        assert torch.equal(a["models"][key], b["models"][key]), key

@@ -1,5 +1,6 @@
-"""Mixed precision (`--precision`) and compilation (`--compile`) of a run's networks, and the input gradients of
-gradient penalties that stay right under both."""
+"""What makes a run fast, and what keeps it reproducible: mixed precision (`--precision`), compilation
+(`--compile`), channels_last memory, deterministic kernels (`--deterministic`), and the input gradients of
+gradient penalties that stay right under all of them."""
 from __future__ import annotations
 
 import sys
@@ -86,3 +87,16 @@ def compile_networks(networks: dict[str, torch.nn.Module], roles: list[str], *, 
 def to_channels_last(networks: dict[str, torch.nn.Module]) -> None:
     for network in networks.values():
         network.to(memory_format=torch.channels_last)
+
+
+def configure_kernels(device: torch.device, deterministic: bool) -> None:
+    """`--deterministic`: PyTorch's deterministic algorithms (an op without one is an error naming it), cuDNN
+    without autotuning, cuBLAS with a fixed workspace; otherwise cuDNN picks its fastest convolutions."""
+    import os
+
+    torch.use_deterministic_algorithms(deterministic)
+    if device.type == "cuda":
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The GPU rows of docs/speed.md, in one go that fits a 15-minute device lease (about 6 minutes on an H200):
+#   bash benchmarks/gpu.sh            (from the repository root, on a machine with CUDA)
+# Installs the project without dependencies (the machine has torch), runs the CUDA tests, then dcgan at 64 px,
+# batch 128: fp32 eager, bf16, bf16 + compile + channels_last, fp16, each against the plain DCGAN-tutorial loop.
+set -uo pipefail
+pip install -q --no-deps -e . -e plugins/mlp -e plugins/objectives -e plugins/toy-datasets -e plugins/dcgan \
+    -e plugins/diffaugment >/dev/null 2>&1 || echo "install failed"
+python -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
+timeout 240 python -m pytest -q -p no:cacheprovider -o addopts="" tests/test_speed.py -k cuda 2>&1 | tail -5
+run() { timeout 150 python benchmarks/engine_overhead.py --arch dcgan --image-size 64 --batch-size 128 \
+        --device cuda --steps 200 --repeats 3 "$@" 2>&1 | tail -4; }
+run
+run --precision bf16
+run --precision bf16 --compile --channels-last
+run --precision 16 --channels-last
