@@ -4,12 +4,13 @@ gradient penalties that stay right under all of them."""
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any, Iterator
 
 import torch
 
+_NOTHING = nullcontext()  # fp32: no context to enter in the hot loop
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 _SCALER: ContextVar[Any] = ContextVar("gan_registry_grad_scaler", default=None)
@@ -42,12 +43,15 @@ class Precision:
         self.dtype = PRECISIONS[name]
         self.scalers = {phase: torch.amp.GradScaler(device.type) for phase in phase_names} if name == "16" else {}
 
-    @contextmanager
-    def loss(self, phase: str) -> Iterator[None]:
+    def loss(self, phase: str) -> Any:
         """Where a phase's loss is computed: under autocast, with its scaler known to `input_gradients`."""
+        return self._mixed(phase) if self.dtype is not None else _NOTHING
+
+    @contextmanager
+    def _mixed(self, phase: str) -> Iterator[None]:
         token = _SCALER.set(self.scalers.get(phase))
         try:
-            with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            with torch.autocast(self.device.type, dtype=self.dtype):
                 yield
         finally:
             _SCALER.reset(token)

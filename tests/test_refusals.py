@@ -99,6 +99,9 @@ REFUSED = [
      "augment 'diffaugment' does not fit this run"),
     ("augment parameters without --augment", ["run", *MLP, "-p", "augment.target=0.6"],
      "-p augment.*: choose the augmentation too"),
+    ("unknown precision", ["run", *MLP, "--precision", "fp12"], "Invalid value for '--precision': 'fp12' is not one of"),
+    ("unknown precision in a config file", ["run", "--config", "{tmp}/precision.toml"],
+     "--precision must be one of 32, bf16, 16, got '8'"),
     ("negative R1 weight", ["run", *MLP, "-p", "objective.r1=-1"], "r1 must be >= 0"),
     ("BatchNorm discriminator with R1", ["run", "--arch", "dcgan", "--objective", "gan", "-p", "objective.r1=1",
                                          "-p", "discriminator.norm=batch"], "use a per-sample norm"),
@@ -162,6 +165,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         _damage(tmp / "broken-images" / name, "text")
     (tmp / "typo.toml").write_text('arch = "mlp"\nobjective = "gan"\nepoch = 3\n')
     (tmp / "seed.toml").write_text('arch = "mlp"\nobjective = "gan"\nseed = 1.5\n')
+    (tmp / "precision.toml").write_text('arch = "mlp"\nobjective = "gan"\nprecision = "8"\n')
     (tmp / "model.safetensors").write_bytes(b"precious")
     (tmp / "garbage.safetensors").write_bytes(struct.pack("<Q", 10**12) + b"{}")
     return {key: str(value) for key, value in places.items()}
