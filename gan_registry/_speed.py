@@ -56,17 +56,20 @@ class Precision:
         finally:
             _SCALER.reset(token)
 
-    def step(self, phase: str, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    def step(self, phase: str, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor | None:
         """Backward and optimiser step; under fp16 scaled, and skipped where the gradients overflowed (the
-        scaler reads whether they did: the one host sync per step that fp16 costs)."""
+        scaler reads whether they did: the one host sync per step that fp16 costs). Returns, under fp16, 1.0 on
+        the device where the step was skipped (the scaler lowered its scale) and 0.0 where not."""
         scaler = self.scalers.get(phase)
         if scaler is None:
             loss.backward()
             optimizer.step()
-            return
+            return None
         scaler.scale(loss).backward()
         scaler.step(optimizer)
+        before = scaler.scale(torch.ones((), device=loss.device))  # the scale as a new tensor: no host sync
         scaler.update()
+        return (scaler.scale(torch.ones((), device=loss.device)) < before).float()
 
     def state_dict(self) -> dict[str, Any]:
         return {phase: scaler.state_dict() for phase, scaler in self.scalers.items()}

@@ -155,7 +155,7 @@ class Trainer:
             why = (f"objective '{plan.objective.name}' trains on the gradient of its scores with respect to its"
                    " inputs (a double backward, which torch.compile does not support)")
             _speed.compile_networks(self.models, list(plan.pieces), backend=s.compile_backend,
-                                        eager={"discriminator": why} if plan.spec.needs.input_gradients else {})
+                                    eager={"discriminator": why} if plan.spec.needs.input_gradients else {})
         self.augment = plan.build_augment(device)
         # What the objective trains: the pieces (no generator average), the discriminator behind --augment.
         self.pieces = torch.nn.ModuleDict({role: self.models[role] for role in plan.pieces})
@@ -315,17 +315,16 @@ class Trainer:
                             f" contract: phase '{phase.name}' returned a loss of shape {tuple(loss.shape)}, not a"
                             " scalar (reduce it, e.g. with .mean())")
                     phase.optimizer.zero_grad(set_to_none=True)
-                    self.precision.step(phase.name, loss, phase.optimizer)
+                    skipped = self.precision.step(phase.name, loss, phase.optimizer)
                     if phase.after_step is not None:
                         phase.after_step(self.pieces)
                 if shared is not None and trains_maker:
                     shared.clear()  # the generator moved: its samples are another step's
-                if self.precision.scalers:
-                    skipped = {f"precision/skipped_{phase.name}": (~torch.isfinite(loss.detach())).float()}
-                    _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras}, finite_only=True)
-                    _accumulate(sums, counts, skipped)
-                else:
+                if skipped is None:
                     _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras})
+                else:  # fp16: a step its scaler skipped may have a non-finite loss, left out of the means
+                    _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras}, finite_only=True)
+                    _accumulate(sums, counts, {f"precision/skipped_{phase.name}": skipped})
         if shared is not None:
             shared.clear()  # nothing of this step's graph outlives it
         end_step = getattr(self.augment, "end_step", None)
