@@ -11,7 +11,7 @@ import torch
 
 from gan_registry import checkpoint
 from gan_registry.errors import CheckpointError, WriteError
-from gan_registry.testing import run_gan
+from gan_registry.testing import invoke_gan, run_gan
 
 TOY = ["--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p", "dataset.count=2048",
        "--device", "cpu", "--no-progress"]
@@ -36,9 +36,9 @@ def test_gaussians_run_writes_run_directory_and_samples(tmp_path):
         "final-step-0000120.png", "step-0000060.png", "step-0000120.png"]
     assert "step 120 epoch" in result.stderr  # plain log lines when stderr is not a terminal
 
-    for name in ("s.npy", "s.pt", "s.png"):
-        result = run_gan("sample", out, "-n", "300", "--seed", "1", "-o", tmp_path / name)
-        assert result.returncode == 0, result.stderr
+    for name in ("s.npy", "s.pt", "s.png"):  # in-process: the run above is the real subprocess
+        result = invoke_gan("sample", out, "-n", "300", "--seed", "1", "-o", tmp_path / name)
+        assert result.exit_code == 0, result.output
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (300, 2) and np.isfinite(samples).all()
     assert torch.equal(torch.load(tmp_path / "s.pt"), torch.from_numpy(samples))
@@ -56,8 +56,8 @@ def test_digits_run_writes_image_grids_each_epoch(tmp_path):
     assert grids[:2] == ["epoch-0001.png", "epoch-0002.png"]
     image = Image.open(out / "samples" / "epoch-0002.png")
     assert image.size == (8 * 18 + 2, 8 * 18 + 2)  # 64 samples of 16 px, 2 px padding
-    sample = run_gan("sample", out, "-n", "5", "-o", tmp_path / "d.npy")
-    assert sample.returncode == 0
+    sample = invoke_gan("sample", out, "-n", "5", "-o", tmp_path / "d.npy")
+    assert sample.exit_code == 0, sample.output
     values = np.load(tmp_path / "d.npy")
     assert values.shape == (5, 1, 16, 16) and values.min() >= -1 and values.max() <= 1
 
@@ -67,9 +67,9 @@ def test_resume_is_bit_exact(tmp_path):
     base = ["--arch", "mlp", "--objective", "gan", "--device", "cpu", "--no-progress", "--batch-size", "32",
             "--image-size", "8"]
     args = [*base, "--seed", "5"]
-    assert run_gan("run", *args, "--steps", "80", "--out", straight).returncode == 0
-    assert run_gan("run", *args, "--steps", "40", "--out", split).returncode == 0
-    resumed = run_gan("resume", split, "--steps", "80", "--no-progress")
+    assert invoke_gan("run", *args, "--steps", "80", "--out", straight).exit_code == 0
+    assert invoke_gan("run", *args, "--steps", "40", "--out", split).exit_code == 0
+    resumed = run_gan("resume", split, "--steps", "80", "--no-progress")  # a fresh process restores every state
     assert resumed.returncode == 0, resumed.stderr
     a, b = checkpoint.load(straight / "checkpoints/last.pt"), checkpoint.load(split / "checkpoints/last.pt")
     assert a["step"] == b["step"] == 80 and a["data"] == b["data"]
@@ -81,35 +81,34 @@ def test_resume_is_bit_exact(tmp_path):
             for name, value in state.items():
                 assert torch.equal(value, b["optimizers"][phase]["state"][index][name])
     # the 40 steps are not exact by luck: a different seed gives different weights
-    assert run_gan("run", *base, "--seed", "6", "--steps", "80", "--out", tmp_path / "other").returncode == 0
+    assert invoke_gan("run", *base, "--seed", "6", "--steps", "80", "--out", tmp_path / "other").exit_code == 0
     other = _models(tmp_path / "other")
     assert not torch.equal(other["generator.net.0.weight"], a["models"]["generator.net.0.weight"])
 
 
 def test_resume_refuses_when_already_at_total(tmp_path):
     out = tmp_path / "run"
-    assert run_gan("run", *TOY, "--steps", "5", "--out", out).returncode == 0
-    result = run_gan("resume", out)
+    assert invoke_gan("run", *TOY, "--steps", "5", "--out", out).exit_code == 0
+    result = run_gan("resume", out)  # the real exit path; the second refusal runs in-process
     assert result.returncode == 2
     assert "already at step 5; ask for more with --steps N" in result.stderr
-    again = run_gan("run", *TOY, "--steps", "5", "--out", out)
-    assert again.returncode == 2 and "already holds a run" in again.stderr
+    again = invoke_gan("run", *TOY, "--steps", "5", "--out", out)
+    assert again.exit_code == 2 and "already holds a run" in again.output
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path, damage):
     out = tmp_path / "run"
-    assert run_gan("run", *TOY, "--steps", "5", "--out", out).returncode == 0
+    assert invoke_gan("run", *TOY, "--steps", "5", "--out", out).exit_code == 0
     path = out / "checkpoints" / "last.pt"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint at all")
-    for args in (["resume", out, "--steps", "10"], ["sample", out, "-o", tmp_path / "x.png"]):
-        result = run_gan(*args)
-        assert result.returncode == 2
-        assert result.stderr.strip() == f"Error: checkpoint {path} is corrupt or truncated (UnpicklingError)" or (
-            result.stderr.startswith(f"Error: checkpoint {path} is corrupt or truncated")
-            and result.stderr.count("\n") == 1
-        ), result.stderr
+    resumed = run_gan("resume", out, "--steps", "10")  # the real exit path; sample's runs in-process
+    sampled = invoke_gan("sample", out, "-o", tmp_path / "x.png")
+    for code, message in ((resumed.returncode, resumed.stderr), (sampled.exit_code, sampled.output)):
+        assert code == 2
+        assert message.startswith(f"Error: checkpoint {path} is corrupt or truncated") and (
+            message.count("\n") == 1), message
 
 
 class _FailsHalfway:
