@@ -98,12 +98,15 @@ def to_channels_last(networks: dict[str, torch.nn.Module]) -> None:
 
 def configure_kernels(device: torch.device, deterministic: bool) -> None:
     """`--deterministic`: PyTorch's deterministic algorithms (an op without one is an error naming it), cuDNN
-    without autotuning, cuBLAS with a fixed workspace; otherwise cuDNN picks its fastest convolutions."""
+    without autotuning, cuBLAS with a fixed workspace; otherwise cuDNN picks its fastest convolutions, unless the
+    process chose deterministic algorithms itself (a script's own setting is left as it is)."""
     import os
 
-    torch.use_deterministic_algorithms(deterministic)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
     if device.type == "cuda":
-        if deterministic:
+        strict = torch.are_deterministic_algorithms_enabled()
+        if strict:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not strict
+        torch.backends.cudnn.deterministic = strict

@@ -20,6 +20,14 @@ from gan_registry.training import Trainer
 REGISTRY = load_registry()
 
 
+@pytest.fixture
+def keep_kernel_settings():
+    """--deterministic in-process sets torch's process-wide switch: put it back for the tests that follow."""
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
 def trainer(tmp_path, callbacks=(), **settings):
     settings = {"dataset": "digits", "batch_size": 16, "device": "cpu", "steps": 100, "image_size": 16,
                 "log_every": 1000, "sample_every": 1000, **settings}
@@ -198,7 +206,7 @@ def test_a_training_run_imports_neither_torchvision_nor_sklearn_nor_matplotlib(t
 
 @pytest.mark.parametrize("flags", [["--deterministic"], ["--precision", "bf16"], ["--precision", "16"]],
                          ids=["fp32-deterministic", "bf16", "fp16"])
-def test_cpu_runs_resume_bit_exact_in_every_precision(tmp_path, flags):
+def test_cpu_runs_resume_bit_exact_in_every_precision(tmp_path, flags, keep_kernel_settings):
     """What docs/speed.md claims for a CPU: a run stopped and resumed ends bit-identical to an unbroken one, loss
     scalers included (CUDA claims it for fp32 under --deterministic only)."""
     base = ["run", "--arch", "mlp", "--objective", "gan", "--dataset", "digits", "--image-size", "16",
@@ -236,7 +244,7 @@ def test_cuda_image_runs_are_channels_last_unless_asked_not(tmp_path):
 
 
 @cuda
-def test_cuda_deterministic_run_resumes_bit_exact(tmp_path):
+def test_cuda_deterministic_run_resumes_bit_exact(tmp_path, keep_kernel_settings):
     base = ["run", "--arch", "dcgan", "--objective", "gan", "--dataset", "digits", "--device", "cuda",
             "--batch-size", "32", "--no-progress", "--deterministic"]
     assert invoke_gan(*base, "--steps", "6", "--out", tmp_path / "straight").exit_code == 0
