@@ -93,7 +93,7 @@ class NonFiniteGuard:
         self._check_weights(trainer)
 
     def _check_values(self, trainer: Any, means: dict[str, float]) -> None:
-        if getattr(trainer, "precision", None) is not None and trainer.precision.scalers:
+        if trainer.precision.scalers:
             return  # fp16: a step whose loss overflowed was skipped by its scaler; the weights tell divergence
         bad = {key: value for key, value in means.items() if not math.isfinite(value)}
         if bad:

@@ -12,6 +12,10 @@ from typing import Any, Callable, ClassVar, Literal
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
+PRECISION_NAMES = ("32", "bf16", "16")
+"""The values of `--precision`: float32, bfloat16 autocast, float16 autocast with loss scaling (here, not in the
+engine's modules, so that the command line lists them without importing torch)."""
+
 
 @dataclass(frozen=True)
 class Origin:

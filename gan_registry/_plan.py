@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import params as params_mod
-from ._components import KINDS, NETWORK_ROLES, DataContext, DataSource, NetworkSpec, latent_sampler
+from ._components import KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, latent_sampler
 from ._registry import AmbiguousComponentError, Registry
 from .errors import IncompatibleError, ParameterError, PluginFailure, UserError
 from .plugins import blame
@@ -134,9 +134,6 @@ class Settings:
             return 0.5 ** ((self.batch_size or 1) / self.ema_half_life)
         return None
 
-
-PRECISION_NAMES = ("32", "bf16", "16")
-"""The values of `--precision`: float32, bfloat16 autocast, float16 autocast with loss scaling."""
 
 EMA_KEY = "generator_ema"
 """The generator average's entry among a run's networks (and in checkpoints' "models")."""

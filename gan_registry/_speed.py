@@ -10,8 +10,10 @@ from typing import Any, Iterator
 
 import torch
 
+from ._components import PRECISION_NAMES
+
 _NOTHING = nullcontext()  # fp32: no context to enter in the hot loop
-PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.bfloat16, torch.float16)))
 
 _SCALER: ContextVar[Any] = ContextVar("gan_registry_grad_scaler", default=None)
 """The GradScaler of the phase whose loss is being computed (fp16 only): what input_gradients unscales by."""

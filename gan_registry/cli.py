@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from . import _console
-from ._components import kind_named, kind_words
+from ._components import PRECISION_NAMES, kind_named, kind_words
 from .scaffold import new_plugin_command
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
@@ -260,7 +260,7 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--ema-start", type=int, metavar="STEP", help="Copy the generator until this step, then average (default 0).")
 @click.option("--augment", metavar="NAME",
               help="Augment what the discriminator judges, real and fake alike (see `gan list augments`).")
-@click.option("--precision", type=click.Choice(["32", "bf16", "16"]),
+@click.option("--precision", type=click.Choice(PRECISION_NAMES),
               help="32 (default); bf16: bfloat16 autocast; 16: float16 autocast with a loss scaler per optimiser.")
 @click.option("--compile", "compile", is_flag=True, default=None,
               help="torch.compile the generator and discriminator (warm-up first; pays off on GPUs).")

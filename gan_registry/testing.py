@@ -87,8 +87,8 @@ def count_host_syncs() -> Iterator[Any]:
     import torch
     from torch.overrides import TorchFunctionMode
 
-    torch_dir = str(Path(torch.__file__).parent)
-    skipped = (str(Path(torch.__file__).parent / "overrides.py"), str(Path(torch.__file__).parent / "_tensor.py"))
+    torch_dir = Path(torch.__file__).parent
+    skipped = (str(torch_dir / "overrides.py"), str(torch_dir / "_tensor.py"))  # dispatch frames, not callers
     counts: collections.Counter = collections.Counter()
 
     class Counting(TorchFunctionMode):
@@ -99,7 +99,7 @@ def count_host_syncs() -> Iterator[Any]:
                 while frame is not None and frame.f_code.co_filename.startswith(skipped):
                     frame = frame.f_back
                 where = frame.f_code.co_filename if frame is not None else "?"
-                if not where.startswith(torch_dir):
+                if not where.startswith(str(torch_dir)):
                     counts[f"{name} at {where}:{frame.f_lineno}"] += 1
             return func(*args, **(kwargs or {}))
 

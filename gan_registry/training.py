@@ -179,7 +179,7 @@ class Trainer:
         self._trains_maker = [bool(trained & maker) for trained in self._trained_by]
         # One generated batch per step where each phase runs once; repeated phases (n critic steps) draw their own.
         self.shared_fake = SharedFake() if all(p.repeats == 1 for p in self.phases) else None
-        fixed_count = 64 if len(plan.spec.sample_shape) == 3 else 1024
+        fixed_count = 64 if images else 1024
         self.prior = latent_sampler(self.objective)
         g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
         self.fixed_noise = self.prior(fixed_count, plan.latent_dim, "cpu", g).to(device)
@@ -287,9 +287,7 @@ class Trainer:
         """One generator step with all its phases; returns the number of real samples used."""
         used = 0
         latent, size = self.plan.latent_dim, self.plan.settings.batch_size
-        shared = self.shared_fake
-        if shared is not None:
-            shared.clear()
+        shared = self.shared_fake  # empty: the end of the previous step cleared it
         for phase, trained, trains_judge, trains_maker in zip(self.phases, self._trained_by, self._trains_judge,
                                                                self._trains_maker):
             # Parameters this phase does not train need no gradients: skips e.g. the

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from gan_registry import checkpoint, input_gradients
 from gan_registry._plan import Settings, make_plan
-from gan_registry._speed import Precision
+from gan_registry._speed import _SCALER, Precision
 from gan_registry.plugins import load_registry
 from gan_registry.testing import count_host_syncs, invoke_gan
 from gan_registry.training import Trainer
@@ -126,11 +126,11 @@ def test_input_gradients_take_the_loss_scale_off_exactly():
     w = torch.randn(3)
     plain = input_gradients((x * w).sin().sum(1), x)
     scaled = Precision("16", torch.device("cpu"), ["critic"])
-    token = __import__("gan_registry._speed", fromlist=["_SCALER"])._SCALER.set(scaled.scalers["critic"])
+    token = _SCALER.set(scaled.scalers["critic"])  # the scaler alone, without autocast: only the scale differs
     try:
         assert torch.equal(input_gradients((x * w).sin().sum(1), x), plain)  # a power-of-two scale is exact
     finally:
-        __import__("gan_registry._speed", fromlist=["_SCALER"])._SCALER.reset(token)
+        _SCALER.reset(token)
 
 
 def test_fp16_and_bf16_runs_checkpoint_and_resume(tmp_path):
@@ -209,15 +209,21 @@ def test_a_training_run_imports_neither_torchvision_nor_sklearn_nor_matplotlib(t
 def test_cpu_runs_resume_bit_exact_in_every_precision(tmp_path, flags, keep_kernel_settings):
     """What docs/speed.md claims for a CPU: a run stopped and resumed ends bit-identical to an unbroken one, loss
     scalers included (CUDA claims it for fp32 under --deterministic only)."""
-    base = ["run", "--arch", "mlp", "--objective", "gan", "--dataset", "digits", "--image-size", "16",
-            "--batch-size", "16", "--no-progress", "--log-every", "2", *flags]
+    a, b = straight_and_resumed(tmp_path, ["--arch", "mlp", "--objective", "gan", "--dataset", "digits",
+                                           "--image-size", "16", "--batch-size", "16", "--log-every", "2", *flags])
+    assert a.get("grad_scalers") == b.get("grad_scalers")
+
+
+def straight_and_resumed(tmp_path, run_args):
+    """The checkpoints of 6 steps run straight and of 3 steps resumed to 6, after checking their weights agree."""
+    base = ["run", *run_args, "--no-progress"]
     assert invoke_gan(*base, "--steps", "6", "--out", tmp_path / "straight").exit_code == 0
     assert invoke_gan(*base, "--steps", "3", "--out", tmp_path / "split").exit_code == 0
     assert invoke_gan("resume", tmp_path / "split", "--steps", "6", "--no-progress").exit_code == 0
     a, b = (checkpoint.load(tmp_path / d / "checkpoints" / "last.pt") for d in ("straight", "split"))
     for key in a["models"]:
         assert torch.equal(a["models"][key], b["models"][key]), key
-    assert a.get("grad_scalers") == b.get("grad_scalers")
+    return a, b
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
@@ -245,11 +251,5 @@ def test_cuda_image_runs_are_channels_last_unless_asked_not(tmp_path):
 
 @cuda
 def test_cuda_deterministic_run_resumes_bit_exact(tmp_path, keep_kernel_settings):
-    base = ["run", "--arch", "dcgan", "--objective", "gan", "--dataset", "digits", "--device", "cuda",
-            "--batch-size", "32", "--no-progress", "--deterministic"]
-    assert invoke_gan(*base, "--steps", "6", "--out", tmp_path / "straight").exit_code == 0
-    assert invoke_gan(*base, "--steps", "3", "--out", tmp_path / "split").exit_code == 0
-    assert invoke_gan("resume", tmp_path / "split", "--steps", "6", "--no-progress").exit_code == 0
-    a, b = (checkpoint.load(tmp_path / d / "checkpoints" / "last.pt") for d in ("straight", "split"))
-    for key in a["models"]:
-        assert torch.equal(a["models"][key], b["models"][key]), key
+    straight_and_resumed(tmp_path, ["--arch", "dcgan", "--objective", "gan", "--dataset", "digits", "--device", "cuda",
+                                    "--batch-size", "32", "--deterministic"])

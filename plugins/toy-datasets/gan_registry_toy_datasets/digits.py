@@ -1,6 +1,7 @@
 """scikit-learn's bundled 1,797 handwritten 8x8 digits, upscaled: trains offline in minutes."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from gan_registry import DataSource, Dataset, IncompatibleError, hookimpl
@@ -33,9 +34,10 @@ def _images(size: int):
 def _labels():
     import torch
 
-    return torch.as_tensor(_digits()[1], dtype=torch.int64)
+    return torch.tensor(_digits()[1], dtype=torch.int64)  # a copy: the cached array stays as read
 
 
+@functools.lru_cache(maxsize=1)  # a run loads images and labels: one read of the file (0.1 s) serves both
 def _digits():
     """(pixels (1797, 64), labels) from the file scikit-learn ships, read as its `load_digits` reads it.
 
