@@ -55,7 +55,7 @@ from .protocols import (
     ObjectiveProtocol,
 )
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 
 def load_weights(path):

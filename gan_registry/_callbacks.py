@@ -196,6 +196,7 @@ class Evaluation:
         print(f"evaluation: {summary}", file=sys.stderr, flush=True)
 
     def _evaluate(self, run: Any, prefix: str, seed: int, keep_best: bool = True) -> dict[str, float]:
+        from ._conditioning import seeded_labels
         from .checkpoint import preserved_rng
         from .evaluation import ImageSet
         from .generate import draw
@@ -204,16 +205,18 @@ class Evaluation:
 
         started = time.perf_counter()
         evaluator, settings = run.plan.evaluator, run.plan.settings
-        generator = run.sampling_generator
+        generator, device = run.sampling_generator, run.device
+        labels = None if run.class_frequencies is None else seeded_labels(run.class_frequencies, settings.eval_samples, seed)
         was_training = generator.training
         with preserved_rng():
             try:
                 generator.eval()
-                samples = draw(lambda z: generator(z.to(run.device)).cpu(), run.prior, run.plan.latent_dim,
-                               settings.eval_samples, seed)
+                samples = draw(lambda z, *c: generator(z.to(device), *(t.to(device) for t in c)).cpu(), run.prior,
+                               run.plan.latent_dim, settings.eval_samples, seed, labels)
             finally:
                 generator.train(was_training)
-            fake = ImageSet(samples, run.plan.spec.value_range, f"{settings.eval_samples:,} samples (seed {seed})")
+            fake = ImageSet(samples, run.plan.spec.value_range, f"{settings.eval_samples:,} samples (seed {seed})",
+                            labels=labels)
             report = evaluator.measure(fake, samples, run.plan.data)
         values = {key: value for result in report["metrics"].values() for key, value in result.items()
                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
@@ -301,7 +304,8 @@ class GeneratorAverage:
                     (settings.seed * 1_000_003 + run.step + AVERAGE_NOISE_OFFSET) % 2**63)
                 was_training = average.training
                 average.train()
-                average(run.prior(settings.batch_size, run.plan.latent_dim, run.device, noise))
+                average(run.prior(settings.batch_size, run.plan.latent_dim, run.device, noise),
+                        *run.condition(settings.batch_size, noise))
                 average.train(was_training)
 
 

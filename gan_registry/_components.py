@@ -71,6 +71,10 @@ class NetworkSpec:
     value_range: tuple[float, float] | None
     """Range of the data; (-1, 1) asks for a Tanh output, None for an unbounded one."""
     needs: Needs = Needs()
+    num_classes: int | None = None
+    """The number of classes to condition on (`gan run --conditional`), None for an unconditional run. Only a piece
+    registered with `conditional=True` is built with it: a generator then takes `forward(z, condition)` and a
+    discriminator `forward(x, condition)`, `condition` being int64 labels (N,) in [0, num_classes)."""
 
 
 def resolve_norm(requested: str, spec: NetworkSpec, *, usual: str = "batch", per_sample: str = "layer") -> str:
@@ -162,8 +166,9 @@ class Batch:
     """What a phase's loss receives: the real batch (if the phase uses one) and a noise source.
 
     `labels` are the real samples' class labels where the dataset has them (None otherwise), and
-    `condition` what a conditional generator and discriminator are called with (None for
-    unconditional runs): both are room for class-conditional models, which the engine fills in later.
+    `condition` the labels this phase's generator and discriminator calls are conditioned on in a conditional run
+    (None otherwise). The engine binds them itself: `models.generator(z)` and `models.discriminator(x)` are
+    conditioned already, so an objective needs no change to train conditionally.
     """
 
     real: Any
@@ -235,6 +240,11 @@ class Component:
 class _Network(Component):
     factory: Callable[[Any, NetworkSpec], Any]
     """factory(params, spec) -> torch.nn.Module; raise IncompatibleError to refuse."""
+    conditional: bool = False
+    """Its factory builds a class-conditional network when `spec.num_classes` is set (see NetworkSpec): what
+    `gan run --conditional` asks of the generator and the discriminator. A conditional discriminator returns
+    its scores, or `(scores, auxiliary_loss)` where it adds a loss of its own to every phase (ACGAN's classifier:
+    see `gan_registry.layers.ClassCondition`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -344,6 +354,9 @@ class Features:
     """(N, D) float tensor on the CPU."""
     logits: Any = None
     """(N, K) class logits on the CPU where the extractor is a classifier (Inception Score needs them)."""
+    labels: Any = None
+    """(N,) int64 class labels of the images where they have them: a labelled dataset's, or the classes a conditional
+    generator was asked for (class accuracy and per-class FID need them)."""
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ class Settings:
     """Conv nets and image batches in channels_last memory (None: on for image runs on CUDA)."""
     deterministic: bool = False
     """Deterministic kernels only (CUDA runs then resume bit-exact too); off: cuDNN autotunes convolutions."""
+    conditional: bool = False
+    """Condition the generator and discriminator on the dataset's class labels (`--conditional`)."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,7 +98,8 @@ class Settings:
                 raise UserError("give --ema or --ema-half-life, not both: they set the same decay")
         if self.precision not in PRECISION_NAMES:
             raise UserError(f"--precision must be one of {', '.join(PRECISION_NAMES)}, got {self.precision!r}")
-        for name, allowed in (("compile", (bool,)), ("deterministic", (bool,)), ("channels_last", (bool, type(None))),
+        for name, allowed in (("compile", (bool,)), ("deterministic", (bool,)), ("conditional", (bool,)),
+                              ("channels_last", (bool, type(None))),
                               ("compile_backend", (str,))):
             if not isinstance(getattr(self, name), allowed):
                 raise UserError(f"{name} must be {' or '.join(t.__name__ for t in allowed)}, got {getattr(self, name)!r}")
@@ -192,6 +195,17 @@ class Plan:
     def latent_dim(self) -> int:
         return self.spec.latent_dim
 
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The class names a conditional run's labels refer to; None for an unconditional run."""
+        return tuple(self.data.classes) if self.spec.num_classes else None
+
+    def class_frequencies(self) -> Any:
+        """How often each class occurs in the training data: what generated samples' labels are drawn with."""
+        from ._conditioning import class_frequencies
+
+        return class_frequencies(self.load_labels(), self.spec.num_classes)
+
     def component_record(self) -> dict[str, Any]:
         """Names, parameters and plugin versions of every component, for the run directory."""
         record = {}
@@ -255,9 +269,13 @@ class Plan:
             set_rng_state(saved)
 
     def _check_outputs(self, networks: Any, z: Any) -> None:
+        import torch
+
         generator, discriminator = self.pieces["generator"], self.pieces["discriminator"]
+        labels = None if self.spec.num_classes is None else torch.tensor([0, self.spec.num_classes - 1])
+        condition = () if labels is None else (labels,)
         with blame(generator, "generating two samples"):
-            samples = networks["generator"](z)
+            samples = networks["generator"](z, *condition)
         _require_tensor(generator, samples, "samples")
         expected = (2, *self.spec.sample_shape)
         if tuple(samples.shape) != expected:
@@ -272,12 +290,38 @@ class Plan:
                 )
         judged = z if self.spec.needs.discriminator_input == "latent" else samples
         with blame(discriminator, "scoring two samples"):
-            scores = networks["discriminator"](judged)
+            scores = networks["discriminator"](judged, *condition)
+        if labels is not None:
+            scores = self._check_conditioned(networks, z, samples, labels, scores)
         _require_tensor(discriminator, scores, "scores")
         if tuple(scores.shape) not in ((2,), (2, 1)):
             raise PluginFailure(f"discriminator '{discriminator.name}' from {discriminator.origin} broke its "
                                 f"contract: it scored 2 inputs with shape {tuple(scores.shape)}; (2,) or (2, 1)"
                                 " expected, one raw score per sample")
+
+    def _check_conditioned(self, networks: Any, z: Any, samples: Any, labels: Any, scores: Any) -> Any:
+        """A conditional piece must use its labels: the same noise (or sample) under two labels differs."""
+        import torch
+
+        generator, discriminator = self.pieces["generator"], self.pieces["discriminator"]
+        twice = z[:1].expand(2, *z.shape[1:])
+        with blame(generator, "generating a sample under two labels"):
+            pair = networks["generator"](twice, labels)
+        if torch.equal(pair[0], pair[1]):
+            raise PluginFailure(f"generator '{generator.name}' from {generator.origin} broke its contract: it is "
+                                "registered conditional=True, and the same noise under two labels made the same sample")
+        if isinstance(scores, tuple):  # (scores, auxiliary loss): a classifier's loss carries the class
+            if len(scores) != 2 or not isinstance(scores[1], torch.Tensor) or scores[1].ndim != 0:
+                raise PluginFailure(f"discriminator '{discriminator.name}' from {discriminator.origin} broke its "
+                                    "contract: a conditional discriminator returns scores, or (scores, a scalar loss)")
+            return scores[0]
+        same = samples[:1].expand(2, *samples.shape[1:])
+        with blame(discriminator, "scoring a sample under two labels"):
+            pair = networks["discriminator"](same, labels)
+        if torch.equal(pair.reshape(-1)[0], pair.reshape(-1)[1]):
+            raise PluginFailure(f"discriminator '{discriminator.name}' from {discriminator.origin} broke its contract: "
+                                "it is registered conditional=True, and it scored one sample the same under two labels")
+        return scores
 
     def build_objective(self) -> Any:
         with blame(self.objective, "building the objective"):
@@ -452,7 +496,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     with blame(dataset, "describing its data"):
         data = dataset.factory(params["dataset"], context)
     latent = settings.latent_dim or arch.latent_dim
-    spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs)
+    num_classes = _conditioning(registry, settings, pieces, objective, needs, dataset, data)
+    spec = NetworkSpec(tuple(data.sample_shape), latent, data.value_range, needs, num_classes)
     # Sampling or evaluating a run needs none of its callbacks, which may no longer be installed.
     # Like callbacks, an augmentation only trains: sampling or evaluating a run needs it not installed.
     augment = registry.get("augment", settings.augment) if settings.augment and for_training else None
@@ -464,6 +509,37 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     if for_training and settings.eval_every:
         plan.evaluator = _evaluator(registry, plan)
     return plan
+
+
+def _conditioning(registry: Registry, settings: Settings, pieces: dict[str, Any], objective: Any, needs: Any,
+                  dataset: Any, data: DataSource) -> int | None:
+    """The number of classes a `--conditional` run conditions on, once the data and every piece can."""
+    if not settings.conditional:
+        return None
+    if not data.classes or data.load_labels is None:
+        raise IncompatibleError(f"--conditional conditions on class labels, and dataset '{dataset.name}' has none;"
+                                " use a labelled dataset (digits, mnist, fashion-mnist, cifar10, a folder of class"
+                                " folders)")
+    if needs.encoder or needs.discriminator_input == "latent":
+        raise IncompatibleError(f"--conditional: objective '{objective.name}' judges latent codes, not samples of a "
+                                "class; conditioning is for generators of samples")
+    for role in ("generator", "discriminator"):
+        if not pieces[role].conditional:
+            able = sorted({c.name for c in registry.components(role) if c.conditional})
+            archs = sorted(a.name for a in registry.components("architecture") if _conditions(registry, a))
+            raise IncompatibleError(
+                f"--conditional: {role} '{pieces[role].name}' cannot condition on labels"
+                + (f" (conditional {role}s: {', '.join(able)})" if able else "")
+                + (f"; architectures that condition: {', '.join(archs)}" if archs else ""))
+    return len(data.classes)
+
+
+def _conditions(registry: Registry, arch: Any) -> bool:
+    """Whether both of an architecture's pieces can condition on labels (false where one is not installed)."""
+    try:
+        return all(_piece(registry, arch, role, arch.pieces()[role]).conditional for role in ("generator", "discriminator"))
+    except UserError:
+        return False
 
 
 def _evaluator(registry: Registry, plan: Plan) -> Any:

@@ -159,13 +159,16 @@ class Run:
 
         return load_networks(self._registry, self.dir)[1]
 
-    def sample(self, n: int = 64, seed: int = 0, out: str | Path | None = None) -> Any:
-        """`n` samples (a tensor in the data's value range); with `out` also written as `gan sample` writes."""
+    def sample(self, n: int = 64, seed: int = 0, out: str | Path | None = None, classes: tuple[str, ...] = ()) -> Any:
+        """`n` samples (a tensor in the data's value range); with `out` also written as `gan sample` writes. A
+        conditional run draws the `classes` named (names or indices, as `gan sample --class`), else a row of each."""
         from . import generate
 
+        classes = (classes,) if isinstance(classes, (str, int)) else classes
+        classes = tuple(str(c) for c in classes)
         if out is not None:
-            generate.sample(self._registry, self.dir, n, seed, Path(out))
-        return generate.samples_of(self._registry, self.dir, n, seed)[0]
+            generate.sample(self._registry, self.dir, n, seed, Path(out), classes)
+        return generate.samples_of(self._registry, self.dir, n, seed, classes).samples
 
     def evaluate(self, metrics: tuple[str, ...] | list[str] = (), samples: int = 2500, seed: int = 0,
                  params: dict[str, Any] | None = None) -> dict:

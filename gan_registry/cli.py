@@ -269,6 +269,8 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
               help="Conv nets and images in channels_last memory (default: on for image runs on CUDA).")
 @click.option("--deterministic", "deterministic", is_flag=True, default=None,
               help="Deterministic kernels only: CUDA runs resume bit-exact too, somewhat slower.")
+@click.option("--conditional", "conditional", is_flag=True, default=None,
+              help="Condition the generator and discriminator on the dataset's class labels (gan sample --class).")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
@@ -302,14 +304,17 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 @click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".png grid/scatter, or .pt/.npy raw samples.")
-def sample_command(source: Path, count: int, seed: int, output: Path) -> None:
+@click.option("--class", "classes", multiple=True, metavar="CLASS",
+              help="Of a conditional generator: draw this class (a name or an index; repeatable: a row each).")
+def sample_command(source: Path, count: int, seed: int, output: Path, classes: tuple[str, ...]) -> None:
     """Draw samples from a run's generator, or from a file written by `gan export`.
 
     Raw samples are in the dataset's value range; the same seed draws the same samples from a run and its export.
+    A conditional generator draws a row of each class, or the classes asked with --class.
     """
     from . import generate
 
-    click.echo(f"wrote {generate.sample(_registry(), source, count, seed, output)}")
+    click.echo(f"wrote {generate.sample(_registry(), source, count, seed, output, classes)}")
 
 
 @cli.command("export")

@@ -53,6 +53,8 @@ class ImageSet:
     data_key: str | None = None
     dataset: Any = None
     """The Dataset component, where they come from one."""
+    labels: Any = None
+    """Their class labels (int64, (N,)): a labelled dataset's, or those a conditional generator drew them for."""
 
     def __len__(self) -> int:
         return len(self.images)
@@ -95,15 +97,21 @@ def reference_of(dataset: Any, params: Any, data: Any, data_dir: str | None, spl
     else:
         with blame(dataset, "loading its data"):
             images, name = data.load(), "training"
+    load_labels = data.load_heldout_labels if use_heldout else data.load_labels
+    labels = None
+    if load_labels is not None:
+        with blame(dataset, "loading its labels"):
+            labels = load_labels()
     total = len(images)
     if total > limit:  # a fixed subset, the same for every run and every extractor
         pick = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:limit].sort().values
         images = images[pick] if isinstance(images, torch.Tensor) else torch.utils.data.Subset(images, pick.tolist())
+        labels = None if labels is None else labels[pick]
     key_data = dataset_key(dataset, params, data, data_dir)
     size = f"{len(images):,} of {total:,}" if total > limit else f"{total:,}"
     return ImageSet(images, data.value_range, f"dataset '{dataset.name}', {name} split, {size} images",
                     key=json.dumps({"data": key_data, "split": name, "count": len(images)}, sort_keys=True),
-                    data=data, data_key=key_data, dataset=dataset)
+                    data=data, data_key=key_data, dataset=dataset, labels=labels)
 
 
 def read_image_folder(folder: Path, limit: int | None = None) -> ImageSet:
@@ -205,7 +213,7 @@ class Evaluator:
                 features.append(found.float().cpu())
                 if out.get("logits") is not None:
                     logits.append(out["logits"].float().cpu())
-        return Features(torch.cat(features), torch.cat(logits) if logits else None)
+        return Features(torch.cat(features), torch.cat(logits) if logits else None, images.labels)
 
     def _cache_file(self) -> tuple[Path, str] | None:
         if self.reference is None or self.reference.key is None:
@@ -224,6 +232,7 @@ class Evaluator:
         if cached is not None and cached[0].is_file():
             found = _read_cached(*cached)
             if found is not None:
+                found = Features(found.features, found.logits, self.reference.labels)
                 self._reference_features, self._cached = found, True
                 return found
         features = self.features(self.reference)

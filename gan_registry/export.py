@@ -32,6 +32,10 @@ class ExportedGenerator:
     sample_shape: tuple[int, ...]
     value_range: tuple[float, float] | None
     metadata: dict[str, str]
+    classes: tuple[str, ...] | None = None
+    """The class names of a conditional generator (`gan sample --class NAME`); None for an unconditional one."""
+    class_frequencies: Any = None
+    """How often each class occurred in its training data (float tensor), what unasked labels are drawn with."""
 
 
 def is_export(path: Path) -> bool:
@@ -67,6 +71,9 @@ def export(registry: Registry, run_dir: Path, out: Path, *, force: bool = False)
         "value_range": json.dumps(list(plan.spec.value_range) if plan.spec.value_range else None),
         "needs": json.dumps(dataclasses.asdict(plan.spec.needs)),
     }
+    if plan.classes:
+        metadata["classes"] = json.dumps(list(plan.classes))
+        metadata["class_frequencies"] = json.dumps(plan.class_frequencies().tolist())
     tensors = {key: value.detach().cpu().contiguous() for key, value in networks["generator"].state_dict().items()}
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -134,11 +141,19 @@ def load(registry: Registry, path: Path) -> ExportedGenerator:
             raise ValueError(f"value_range {value_range!r} is not [low, high]")
         if latent_dim < 1 or not all(isinstance(d, int) and d > 0 for d in sample_shape):
             raise ValueError("latent_dim and sample_shape must be positive integers")
+        classes = json.loads(metadata["classes"]) if "classes" in metadata else None
+        frequencies = json.loads(metadata["class_frequencies"]) if classes else None
+        if classes is not None and not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)
+                                        and isinstance(frequencies, list) and len(frequencies) == len(classes)
+                                        and all(isinstance(f, (int, float)) and f >= 0 for f in frequencies)
+                                        and sum(frequencies) > 0):
+            raise ValueError("classes must be names, with a non-negative frequency each")
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"{path}: its metadata is incomplete or damaged ({type(error).__name__}: {error})") from None
     component = _component(registry, "generator", record, path)
     params = params_mod.build(component.params, record["params"], f"generator '{component.name}'")
-    spec = NetworkSpec(sample_shape, latent_dim, tuple(value_range) if value_range else None, needs)
+    spec = NetworkSpec(sample_shape, latent_dim, tuple(value_range) if value_range else None, needs,
+                       len(classes) if classes else None)
     with blame(component, "building the generator"):
         generator = component.factory(params, spec)
     try:
@@ -148,4 +163,8 @@ def load(registry: Registry, path: Path) -> ExportedGenerator:
         raise UserError(f"{path}: its weights do not fit generator '{component.name}' as installed now ({first})") \
             from None
     generator.eval()
-    return ExportedGenerator(generator, prior, latent_dim, sample_shape, spec.value_range, metadata)
+    import torch
+
+    return ExportedGenerator(generator, prior, latent_dim, sample_shape, spec.value_range, metadata,
+                             tuple(classes) if classes else None,
+                             torch.tensor(frequencies, dtype=torch.float32) if classes else None)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import render
+from . import _conditioning, render
 from ._registry import Registry
 from .errors import IncompatibleError, UserError
 from .plugins import blame
@@ -17,41 +19,81 @@ from ._components import latent_sampler
 CHUNK = 1024
 
 
-def draw(generator, prior, latent_dim: int, n: int, seed: int) -> torch.Tensor:
-    """`n` samples from noise drawn with `seed`: the same for a run and for its exported generator."""
+def draw(generator, prior, latent_dim: int, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """`n` samples from noise drawn with `seed` (of the classes `labels`, for a conditional generator): the same
+    for a run and for its exported generator."""
     g = torch.Generator().manual_seed(seed)
     chunks = []
     with torch.no_grad():
         for start in range(0, n, CHUNK):
             z = prior(min(CHUNK, n - start), latent_dim, "cpu", g)
-            chunks.append(generator(z).float())
+            condition = () if labels is None else (labels[start:start + len(z)],)
+            chunks.append(generator(z, *condition).float())
     return torch.cat(chunks)
 
 
-def _generate(plan, networks, n: int, seed: int) -> torch.Tensor:
+@dataclass
+class Drawn:
+    """Samples drawn for `gan sample` or a metric, with what they were conditioned on."""
+
+    samples: torch.Tensor
+    value_range: tuple[float, float] | None
+    labels: torch.Tensor | None = None
+    """Their class labels, for a conditional generator."""
+    per_row: int | None = None
+    """Samples per row of their grid: a class-per-row grid for a conditional generator."""
+
+
+def labels_for(frequencies: torch.Tensor | None, n: int, seed: int, classes: list[int] | None,
+               for_metrics: bool) -> tuple[torch.Tensor | None, int | None]:
+    """The labels of `n` samples of a conditional generator (None for an unconditional one) and their grid's row
+    length: for metrics drawn with the data's class frequencies; for a picture the `classes` asked (every class
+    where none is), a row each; one class asked fills a square grid."""
+    if frequencies is None:
+        return None, None
+    if classes is None:
+        if for_metrics:
+            return _conditioning.seeded_labels(frequencies, n, seed), None
+        classes = list(range(len(frequencies)))
+    per_row = math.ceil(n / len(classes))
+    return _conditioning.rows_of_classes(classes, per_row)[:n], per_row if len(classes) > 1 else None
+
+
+def _generate(plan, networks, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
     prior = latent_sampler(plan.build_objective())
-    return draw(networks["generator"], prior, plan.latent_dim, n, seed)
+    return draw(networks["generator"], prior, plan.latent_dim, n, seed, labels)
 
 
-def samples_of(registry: Registry, source: Path, n: int, seed: int) -> tuple[torch.Tensor, Any]:
-    """`n` samples (and the data's value range) from a run directory or a file written by `gan export`."""
+def samples_of(registry: Registry, source: Path, n: int, seed: int, classes: tuple[str, ...] = (),
+               for_metrics: bool = False) -> Drawn:
+    """`n` samples from a run directory or a file written by `gan export` (of the `classes` named, by name or
+    index, for a conditional one)."""
     from . import export
 
     if n < 1:
         raise UserError("-n must be at least 1")
     if export.is_export(source):
         exported = export.load(registry, source)
-        return draw(exported.generator, exported.prior, exported.latent_dim, n, seed), exported.value_range
-    plan, networks = load_networks(registry, source)
-    return _generate(plan, networks, n, seed), plan.spec.value_range
+        generator, prior, latent_dim = exported.generator, exported.prior, exported.latent_dim
+        names, frequencies, value_range = exported.classes, exported.class_frequencies, exported.value_range
+    else:
+        plan, networks = load_networks(registry, source)
+        generator, prior, latent_dim = networks["generator"], latent_sampler(plan.build_objective()), plan.latent_dim
+        names, value_range = plan.classes, plan.spec.value_range
+        frequencies = plan.class_frequencies() if names else None
+    chosen = _conditioning.choose_classes(classes, names, source) if classes else None
+    labels, per_row = labels_for(frequencies, n, seed, chosen, for_metrics)
+    return Drawn(draw(generator, prior, latent_dim, n, seed, labels), value_range, labels, per_row)
 
 
-def sample(registry: Registry, source: Path, n: int, seed: int, out: Path) -> Path:
-    """Samples from a run directory, or from a generator file written by `gan export`, written to `out`."""
+def sample(registry: Registry, source: Path, n: int, seed: int, out: Path, classes: tuple[str, ...] = ()) -> Path:
+    """Samples from a run directory, or from a generator file written by `gan export`, written to `out`; a
+    conditional generator draws the `classes` asked, or a row of each class."""
     suffix = Path(out).suffix.lower()
     if suffix not in (".png", ".pt", ".npy"):
         raise UserError(f"-o {out}: use a .png, .pt or .npy file name")
-    samples, value_range = samples_of(registry, source, n, seed)
+    drawn = samples_of(registry, source, n, seed, classes)
+    samples, value_range = drawn.samples, drawn.value_range
     out = Path(out)
     if out.is_dir():
         raise UserError(f"-o {out} is a folder; give a file name")
@@ -60,7 +102,7 @@ def sample(registry: Registry, source: Path, n: int, seed: int, out: Path) -> Pa
     except OSError as error:
         raise UserError(f"-o {out}: cannot make its folder ({error.strerror or error})") from None
     if suffix == ".png":
-        render.save(samples, out, value_range)
+        render.save(samples, out, value_range, per_row=drawn.per_row)
     elif suffix == ".pt":
         torch.save(samples, out)
     else:
@@ -112,9 +154,10 @@ def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int
     evaluator = evaluation.Evaluator.choose(
         registry, metrics, {"metric": params or {}, "extractor": extractor_params or {}}, extractor, reference,
         default_extractor=plan.dataset.extractor, device=device, seed=plan.settings.seed)
-    samples = _generate(plan, networks, n, seed)
+    labels = _conditioning.seeded_labels(plan.class_frequencies(), n, seed) if plan.classes else None
+    samples = _generate(plan, networks, n, seed, labels)
     fake = evaluation.ImageSet(samples, plan.spec.value_range,
-                               f"{n:,} samples of {run_dir} ({checkpoint_name}, seed {seed})")
+                               f"{n:,} samples of {run_dir} ({checkpoint_name}, seed {seed})", labels=labels)
     report = evaluator.measure(fake, samples, plan.data, required=bool(metrics))
     report = {"samples": n, "seed": seed, **report}
     (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -131,8 +174,9 @@ def image_source(registry: Registry, text: str, n: int, seed: int, dataset_param
 
     path = Path(text).expanduser()
     if path.is_file() and export.is_export(path) or (path / "checkpoints" / "last.pt").is_file():
-        samples, value_range = samples_of(registry, path, n, seed)
-        return evaluation.ImageSet(samples, value_range, f"{n:,} samples of {path} (seed {seed})")
+        drawn = samples_of(registry, path, n, seed, for_metrics=True)
+        return evaluation.ImageSet(drawn.samples, drawn.value_range, f"{n:,} samples of {path} (seed {seed})",
+                                   labels=drawn.labels)
     if path.is_dir():
         return evaluation.read_image_folder(path)
     name, _, split = text.partition(":")

@@ -27,8 +27,10 @@ def _scatter(points: torch.Tensor, path: Path) -> None:
     image.save(path)
 
 
-def save(samples: torch.Tensor, path: Path, value_range: tuple[float, float] | None) -> None:
-    """Write `samples` as a picture: an image grid for (N, C, H, W), a scatter plot for (N, 2)."""
+def save(samples: torch.Tensor, path: Path, value_range: tuple[float, float] | None,
+         per_row: int | None = None) -> None:
+    """Write `samples` as a picture: an image grid for (N, C, H, W) (square, or `per_row` to a row), a scatter plot
+    for (N, 2)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     samples = samples.detach().float().cpu()
@@ -39,7 +41,7 @@ def save(samples: torch.Tensor, path: Path, value_range: tuple[float, float] | N
         samples = samples[:, None, None, :]
     if samples.dim() != 4:
         raise ValueError(f"cannot draw samples of shape {tuple(samples.shape[1:])} as a picture")
-    _save_grid(samples, path, value_range, nrow=max(1, int(math.ceil(math.sqrt(len(samples))))))
+    _save_grid(samples, path, value_range, nrow=per_row or max(1, int(math.ceil(math.sqrt(len(samples))))))
 
 
 def grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _speed, checkpoint, render
+from . import _conditioning, _speed, checkpoint, render
 from ._components import Batch, latent_sampler
 from ._plan import EMA_KEY, Plan
 from .data import Batches
@@ -20,6 +20,8 @@ from .errors import PluginFailure
 from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919
+GRID_CLASSES, GRID_COLUMNS = 16, 8
+"""A conditional run's grids: a row of 8 samples for each of its first 16 classes."""
 
 
 StepBatch = Batch  # the name before it was public
@@ -71,12 +73,13 @@ class AugmentedDiscriminator(torch.nn.Module):
         self.real: torch.Tensor | None = None
         """The real batch of the phase running: a call on it (or on a view of it) is a call on real images."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scores = self.discriminator(self.augment(x))
+    def forward(self, x: torch.Tensor, *condition: torch.Tensor) -> torch.Tensor:
+        out = self.discriminator(self.augment(x), *condition)
+        scores = out[0] if isinstance(out, tuple) else out  # (scores, a conditional discriminator's own loss)
         real = self.real
         if self.observe is not None and real is not None and x.shape == real.shape and x.data_ptr() == real.data_ptr():
             self.observe(scores.detach())
-        return scores
+        return out
 
 
 class SharedFake:
@@ -162,6 +165,13 @@ class Trainer:
         self.trained = torch.nn.ModuleDict(dict(self.pieces.items()))
         if self.augment is not None:
             self.trained["discriminator"] = AugmentedDiscriminator(self.models["discriminator"], self.augment)
+        self.judge: _conditioning.ConditionedDiscriminator | None = None
+        self.class_frequencies: torch.Tensor | None = None
+        if plan.spec.num_classes:  # objectives call G(z) and D(x): the engine adds the labels
+            self.class_frequencies = plan.class_frequencies().to(device)
+            maker = _conditioning.ConditionedGenerator(self.models["generator"], self.class_frequencies)
+            self.judge = _conditioning.ConditionedDiscriminator(self.trained["discriminator"], maker, plan.objective)
+            self.trained["generator"], self.trained["discriminator"] = maker, self.judge
         self.objective = plan.build_objective()
         self.phases = plan.build_phases(self.objective, self.trained)
         self.precision = _speed.Precision(s.precision, device, [p.name for p in self.phases])
@@ -180,6 +190,14 @@ class Trainer:
         # One generated batch per step where each phase runs once; repeated phases (n critic steps) draw their own.
         self.shared_fake = SharedFake() if all(p.repeats == 1 for p in self.phases) else None
         fixed_count = 64 if images else 1024
+        self.fixed_labels: torch.Tensor | None = None
+        """The labels of the fixed-noise grid in a conditional run: a row per class."""
+        if plan.spec.num_classes and images:
+            self.fixed_labels = _conditioning.rows_of_classes(
+                list(range(min(plan.spec.num_classes, GRID_CLASSES))), GRID_COLUMNS).to(device)
+            fixed_count = len(self.fixed_labels)
+        elif plan.spec.num_classes:
+            self.fixed_labels = (torch.arange(fixed_count) % plan.spec.num_classes).to(device)
         self.prior = latent_sampler(self.objective)
         g = torch.Generator().manual_seed(s.seed + FIXED_NOISE_SEED_OFFSET)
         self.fixed_noise = self.prior(fixed_count, plan.latent_dim, "cpu", g).to(device)
@@ -203,6 +221,14 @@ class Trainer:
     def sampling_generator(self) -> torch.nn.Module:
         """What samples, evaluations and exports are drawn with: the generator average where there is one."""
         return self.models[EMA_KEY] if EMA_KEY in self.models else self.models["generator"]
+
+    def condition(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """What a call of the generator outside the objective adds: () in an unconditional run, else `n` labels
+        drawn with the data's class frequencies (with `generator`, on its device)."""
+        if self.class_frequencies is None:
+            return ()
+        frequencies = self.class_frequencies if generator is None else self.class_frequencies.to(generator.device)
+        return (_conditioning.draw_labels(frequencies, n, generator),)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -288,6 +314,9 @@ class Trainer:
         used = 0
         latent, size = self.plan.latent_dim, self.plan.settings.batch_size
         shared = self.shared_fake  # empty: the end of the previous step cleared it
+        judge, labels = self.judge, None
+        if judge is not None:
+            judge.maker.made = []
         for phase, trained, trains_judge, trains_maker in zip(self.phases, self._trained_by, self._trains_judge,
                                                                self._trains_maker):
             # Parameters this phase does not train need no gradients: skips e.g. the
@@ -299,14 +328,23 @@ class Trainer:
                 if real is not None and self.channels_last and real.dim() == 4:
                     real = real.contiguous(memory_format=torch.channels_last)
                 used += 0 if real is None else real.shape[0]
+                if judge is not None:  # a phase's calls share its labels: its real batch's, else the step's last
+                    if real is not None:
+                        labels = self.batches.last_labels
+                    elif labels is None:
+                        labels = _conditioning.draw_labels(self.class_frequencies, size)
+                    judge.begin(labels, real)
                 batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior,
-                              labels=None if real is None else self.batches.last_labels, step=self.step,
-                              shared=shared)
+                              labels=None if real is None else self.batches.last_labels, condition=labels,
+                              step=self.step, shared=shared)
                 if self.augment is not None:
                     self.trained["discriminator"].real = real if trains_judge else None
                 with blame(self.plan.objective, f"training phase '{phase.name}'"):
                     with self.precision.loss(phase.name):
                         loss, extras = _unpack(phase.loss(self.trained, batch))
+                        auxiliary = None if judge is None else judge.take_auxiliary()
+                        if auxiliary is not None:  # ACGAN's classification loss, on real and generated samples
+                            loss, extras = loss + auxiliary, {**extras, f"{phase.name}/classification": auxiliary}
                     if loss.ndim != 0:  # shape metadata: no device sync
                         raise PluginFailure(
                             f"objective '{self.plan.objective.name}' from {self.plan.objective.origin} broke its"
@@ -316,8 +354,11 @@ class Trainer:
                     skipped = self.precision.step(phase.name, loss, phase.optimizer)
                     if phase.after_step is not None:
                         phase.after_step(self.pieces)
-                if shared is not None and trains_maker:
-                    shared.clear()  # the generator moved: its samples are another step's
+                if trains_maker:  # the generator moved: its samples are another step's
+                    if shared is not None:
+                        shared.clear()
+                    if judge is not None:
+                        judge.maker.made = []
                 if skipped is None:
                     _accumulate(sums, counts, {f"loss/{phase.name}": loss, **extras})
                 else:  # fp16: a step its scaler skipped may have a non-finite loss, left out of the means
@@ -335,13 +376,15 @@ class Trainer:
         generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
+        condition = () if self.fixed_labels is None else (self.fixed_labels,)
         with torch.no_grad():
-            samples = generator(self.fixed_noise).float().cpu()
+            samples = generator(self.fixed_noise, *condition).float().cpu()
         generator.train(was_training)
         path = self.run_dir / "samples" / f"{tag}.png"
         tmp = path.with_name(f".{path.stem}.tmp.png")  # a grid appears whole or not at all
         try:
-            render.save(samples, tmp, self.plan.data.value_range)
+            render.save(samples, tmp, self.plan.data.value_range,
+                        per_row=GRID_COLUMNS if self.fixed_labels is not None else None)
             os.replace(tmp, path)
         except OSError as error:
             tmp.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ REFUSED = [
     ("misspelled component in describe", ["describe", "gausians"], "did you mean gaussians"),
     ("unknown kind in list", ["list", "archs"], "Invalid value for '[KIND]'"),
     ("unknown flag", ["run", *MLP, "--step", "3"], "No such option '--step'"),
-    ("unknown parameter", ["run", *MLP, "-p", "arch.hiden=3"], "has no parameter 'hiden' (valid: depth, hidden, norm, spectral_norm)"),
+    ("unknown parameter", ["run", *MLP, "-p", "arch.hiden=3"], "has no parameter 'hiden' (valid: acgan_weight, conditioning, depth, hidden"),
     ("unknown parameter group", ["run", *MLP, "-p", "model.x=1"], "unknown parameter group 'model'"),
     ("parameter without KIND.NAME=VALUE", ["run", *MLP, "-p", "hidden"], "expected KIND.PARAM=VALUE"),
     ("parameter of the wrong type", ["run", *MLP, "-p", "objective.label_smoothing=lots"], "'lots': expected a number"),
@@ -106,6 +106,13 @@ REFUSED = [
     ("BatchNorm discriminator with R1", ["run", "--arch", "dcgan", "--objective", "gan", "-p", "objective.r1=1",
                                          "-p", "discriminator.norm=batch"], "use a per-sample norm"),
     ("reconstruct a run without an encoder", ["reconstruct", "{run}", "-o", "{tmp}/r.png"], "has no encoder"),
+    ("--conditional on data without labels", ["run", *MLP, "--dataset", "gaussians", "--conditional"],
+     "--conditional conditions on class labels, and dataset 'gaussians' has none"),
+    ("--conditional with a piece that cannot condition", ["run", "--arch", "lenet", "--objective", "gan",
+                                                          "--conditional"],
+     "--conditional: generator 'convt' cannot condition on labels"),
+    ("--class of an unconditional run", ["sample", "{run}", "--class", "3", "-o", "{tmp}/x.png"],
+     "is not conditional (train with `gan run --conditional` to draw a class)"),
 ]
 
 # (description shown in the docs, what is in the image folder) -> the run trains and warns once

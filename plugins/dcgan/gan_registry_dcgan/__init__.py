@@ -48,9 +48,16 @@ class DiscriminatorParams:
         metadata={"help": "spectral normalisation (Miyato et al. 2018) on every conv/linear layer of the "
                           "discriminator; power-iteration vectors are checkpointed"},
     )
+    conditioning: Literal["projection", "acgan"] = field(
+        default="projection",
+        metadata={"help": "how a --conditional run's discriminator takes the class: projection (Miyato & Koyama "
+                          "2018) or acgan, an auxiliary classifier whose loss joins every phase (Odena et al. 2017)"})
+    acgan_weight: float = field(default=1.0, metadata={"help": "weight of ACGAN's classification loss (conditioning=acgan)"})
 
     def __post_init__(self) -> None:
         _check_base(self.base)
+        if not self.acgan_weight > 0:
+            raise ValueError(f"acgan_weight must be > 0, got {self.acgan_weight}")
 
 
 def image_side(spec) -> int:
@@ -75,7 +82,8 @@ def build_generator(params: GeneratorParams, spec):
     from ._nets import DCGANGenerator
 
     side = image_side(spec)
-    return DCGANGenerator(spec.latent_dim, spec.sample_shape[0], side, params.base, params.stem, spec.value_range)
+    return DCGANGenerator(spec.latent_dim, spec.sample_shape[0], side, params.base, params.stem, spec.value_range,
+                          spec.num_classes)
 
 
 def build_discriminator(params: DiscriminatorParams, spec):
@@ -92,7 +100,8 @@ def build_discriminator(params: DiscriminatorParams, spec):
     # With spectral norm, auto means no norm, as in SNGAN's discriminator: a norm layer after a
     # normalised conv would rescale its output and undo the Lipschitz bound. An explicit norm is kept.
     norm = "none" if params.spectral_norm and params.norm == "auto" else resolve_norm(params.norm, spec)
-    discriminator = DCGANDiscriminator(spec.sample_shape[0], side, params.base, norm)  # DCGAN init inside
+    discriminator = DCGANDiscriminator(spec.sample_shape[0], side, params.base, norm, spec.num_classes,
+                                       params.conditioning, params.acgan_weight)  # DCGAN init inside
     if params.spectral_norm:
         layers.spectral_norm(discriminator)  # after the init: it reparametrises the initialised weights
     return discriminator
@@ -101,9 +110,9 @@ def build_discriminator(params: DiscriminatorParams, spec):
 @hookimpl
 def register_architectures(register):
     register(Generator(name="dcgan", summary="DCGAN generator: stride-2 transposed convs, BatchNorm+ReLU, Tanh",
-                       params=GeneratorParams, factory=build_generator))
+                       params=GeneratorParams, factory=build_generator, conditional=True))
     register(Discriminator(name="dcgan", summary="DCGAN discriminator: stride-2 convs, LeakyReLU(0.2), one logit",
-                           params=DiscriminatorParams, factory=build_discriminator))
+                           params=DiscriminatorParams, factory=build_discriminator, conditional=True))
     # latent_dim 100 as in the paper and the PyTorch DCGAN tutorial.
     register(Architecture(name="dcgan", summary="DCGAN (Radford et al. 2015), square images of 16 to 256 px",
                           generator="dcgan", discriminator="dcgan", latent_dim=100))

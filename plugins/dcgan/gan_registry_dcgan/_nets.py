@@ -32,9 +32,12 @@ init_weights = layers.init_dcgan  # the paper's init: weights N(0, 0.02), norm s
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, latent_dim, channels, side, base, stem, value_range):
+    def __init__(self, latent_dim, channels, side, base, stem, value_range, num_classes=None):
         super().__init__()
         widths = [c for _, c in stage_widths(side, base)]
+        # Conditional: the label's embedding joins the noise at the input (as in conditional DCGANs).
+        self.label = layers.LabelConcat(num_classes) if num_classes else None
+        latent_dim += self.label.dim if self.label is not None else 0
         # Layers followed by BatchNorm have no bias: BatchNorm's shift replaces it.
         if stem == "convt":
             first = [nn.Unflatten(1, (latent_dim, 1, 1)), nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False)]
@@ -46,14 +49,15 @@ class DCGANGenerator(nn.Module):
         stack.append(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1))
         self.net = nn.Sequential(*stack)
         self.value_range = value_range
-        init_weights(self)
+        init_weights(self)  # leaves the label embedding at N(0, 1): N(0, 0.02) would hide the label in the noise
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return layers.to_range(self.net(z), self.value_range)
+    def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        x = z if self.label is None else self.label(z, condition)
+        return layers.to_range(self.net(x), self.value_range)
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels, side, base, norm):
+    def __init__(self, channels, side, base, norm, num_classes=None, conditioning="projection", acgan_weight=1.0):
         super().__init__()
         widths = [c for _, c in reversed(stage_widths(side, base))]
         # No norm on the first layer (as in the paper): it would normalise away the input's statistics.
@@ -67,6 +71,12 @@ class DCGANDiscriminator(nn.Module):
         stack.append(nn.Conv2d(widths[-1], 1, 4, 1, 0))  # 4x4 -> 1x1: one logit, no sigmoid
         self.net = nn.Sequential(*stack)
         init_weights(self)
+        # Conditional: on the last 4x4 feature map, which the final conv scores (a linear map of it).
+        self.condition = (layers.ClassCondition(widths[-1] * 16, num_classes, conditioning, acgan_weight)
+                          if num_classes else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).reshape(-1)
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None):
+        if self.condition is None or condition is None:
+            return self.net(x).reshape(-1)
+        features = self.net[:-1](x)
+        return self.condition(features, self.net[-1](features).reshape(-1), condition)

@@ -323,3 +323,22 @@ def test_spectral_norm_run_resumes_bit_exact(tmp_path, one_thread):
         assert torch.equal(a[key], b[key]), key
     # not equal by standing still: the power iteration moved u between step 2 and step 4
     assert not all(torch.equal(halfway[k], a[k]) for k in vectors if k.endswith("._u"))
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
+def test_conditional_pieces_take_labels(conditioning):
+    torch.manual_seed(0)
+    s = NetworkSpec((3, 32, 32), LATENT, (-1.0, 1.0), num_classes=10)
+    generator = dcgan.build_generator(dcgan.GeneratorParams(base=8), s).eval()
+    discriminator = dcgan.build_discriminator(dcgan.DiscriminatorParams(base=8, conditioning=conditioning), s)
+    z, labels = torch.randn(1, LATENT).expand(2, LATENT), torch.tensor([1, 8])
+    images = generator(z, labels)
+    assert images.shape == (2, 3, 32, 32) and not torch.equal(images[0], images[1])
+    out = discriminator(images, labels)
+    if conditioning == "acgan":
+        assert out[0].shape == (2,) and out[1].ndim == 0
+    else:
+        assert out.shape == (2,) and not torch.equal(out, discriminator(images, labels.flip(0)))
+    # the unconditional pieces keep their state-dict names: runs made before conditioning still load
+    plain = dcgan.build_discriminator(dcgan.DiscriminatorParams(base=8), spec((3, 32, 32)))
+    assert set(plain.state_dict()) < set(discriminator.state_dict())

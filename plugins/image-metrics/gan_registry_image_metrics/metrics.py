@@ -14,13 +14,59 @@ def _enough(fake, real, least: int, what: str) -> None:
                                 f"{len(fake.features)} and {len(real.features)}")
 
 
-def fid(params):
-    def measure(fake, real):
-        from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+@dataclass
+class FidParams:
+    per_class: bool = field(default=False, metadata={"help": (
+        "also the FID of each class's samples against that class's reference images, and their mean (intra-FID, "
+        "as Miyato & Koyama 2018 report for conditional models); needs a conditional run and a labelled dataset")})
 
+
+def _frechet(fake_features, real_features) -> float:
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+
+    stats = [fid_features_to_statistics(f.double()) for f in (fake_features, real_features)]
+    return fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID]
+
+
+def _labelled(fake, real, what: str) -> None:
+    if fake.labels is None:
+        raise IncompatibleError(f"{what} scores the classes a conditional generator was asked for, and these samples "
+                                "have none (train with --conditional)")
+    if real.labels is None:
+        raise IncompatibleError(f"{what} compares with the reference's classes, and the reference has no labels")
+
+
+def fid(params: FidParams):
+    def measure(fake, real):
         _enough(fake, real, 2, "FID")
-        stats = [fid_features_to_statistics(f.features.double()) for f in (fake, real)]
-        return {"fid": fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID]}
+        result = {"fid": _frechet(fake.features, real.features)}
+        if params is not None and params.per_class:
+            _labelled(fake, real, "per-class FID")
+            for c in sorted(set(real.labels.tolist())):
+                mine, theirs = fake.features[fake.labels == c], real.features[real.labels == c]
+                if len(mine) < 2 or len(theirs) < 2:
+                    raise IncompatibleError(f"per-class FID needs at least 2 generated and 2 reference images of each "
+                                            f"class; class {c} has {len(mine)} and {len(theirs)} (more --samples)")
+                result[f"fid_class_{c}"] = _frechet(mine, theirs)
+            per_class = [v for k, v in result.items() if k.startswith("fid_class_")]
+            result["intra_fid"] = sum(per_class) / len(per_class)
+        return result
+
+    return measure
+
+
+def class_accuracy(params):
+    """The share of generated samples the dataset's classifier assigns the class they were generated for."""
+    def measure(fake, real):
+        _labelled(fake, real, "class accuracy")
+        classes = int(real.labels.max()) + 1
+        if fake.logits is None or fake.logits.shape[1] != classes:
+            width = "none" if fake.logits is None else fake.logits.shape[1]
+            raise IncompatibleError(f"class accuracy needs a classifier of the dataset's {classes} classes "
+                                    f"(--extractor classifier); this extractor's logits: {width}")
+        hits = (fake.logits.argmax(dim=1) == fake.labels).float()
+        per_class = [hits[fake.labels == c].mean().item() for c in range(classes) if (fake.labels == c).any()]
+        return {"class_accuracy": hits.mean().item(), "class_accuracy_worst": min(per_class)}
 
     return measure
 
@@ -100,7 +146,9 @@ def register_metrics(register):
         register(Metric(name=name, summary=summary, factory=factory, params=params, inputs="features", better=better))
 
     feature_metric("fid", "Fréchet distance between Gaussians fitted to generated and real features (lower is better)",
-                   fid, "lower")
+                   fid, "lower", FidParams)
+    feature_metric("class-accuracy", "share of a conditional generator's samples that the dataset's classifier puts "
+                   "in the class asked for (higher is better)", class_accuracy, "higher")
     feature_metric("kid", "kernel (cubic polynomial) MMD between features, mean and std over subsets (lower is better)",
                    kid, "lower", KidParams)
     feature_metric("is", "Inception Score: exp of the mean KL between class posteriors and their marginal (higher "

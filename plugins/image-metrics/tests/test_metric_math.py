@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from gan_registry import Features
+from gan_registry import Features, IncompatibleError
 from gan_registry_image_metrics.metrics import (
     IsParams, KidParams, NeighbourParams, density_coverage, fid, inception_score, kid, precision_recall,
 )
@@ -93,3 +93,39 @@ def test_inception_score_needs_logits():
 
     with pytest.raises(IncompatibleError, match="logits"):
         inception_score(IsParams())(Features(torch.zeros(100, 4)), None)
+
+
+def _labelled(features, labels, logits=None):
+    return Features(features.features if isinstance(features, Features) else features, logits, labels)
+
+
+def test_intra_fid_is_the_mean_of_each_class_fid_against_that_class():
+    """Per-class FID (intra-FID, Miyato & Koyama 2018): class c's samples against class c's reference images."""
+    from gan_registry_image_metrics.metrics import FidParams
+
+    labels = torch.arange(3000) % 3
+    real = _labelled(gaussian(3000, np.zeros(4), np.eye(4), 0), labels)
+    shift = torch.tensor([0.0, 1.0, 2.0])[labels][:, None]  # class c's samples off by c in every feature
+    fake = _labelled(gaussian(3000, np.zeros(4), np.eye(4), 1).features + shift, labels)
+    result = fid(FidParams(per_class=True))(fake, real)
+    for c in range(3):
+        alone = fid(None)(Features(fake.features[labels == c]), Features(real.features[labels == c]))["fid"]
+        assert result[f"fid_class_{c}"] == pytest.approx(alone)
+        assert result[f"fid_class_{c}"] == pytest.approx(4 * c**2, abs=0.1 + 0.05 * 4 * c**2)  # ||c·1||^2
+    assert result["intra_fid"] == pytest.approx(sum(result[f"fid_class_{c}"] for c in range(3)) / 3)
+    with pytest.raises(IncompatibleError, match="train with --conditional"):
+        fid(FidParams(per_class=True))(Features(fake.features), real)
+
+
+def test_class_accuracy_counts_samples_the_classifier_puts_in_their_class():
+    from gan_registry_image_metrics.metrics import class_accuracy
+
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 0, 2, 0]), 3).float()  # two of six misread
+    real = Features(torch.zeros(6, 2), torch.zeros(6, 3), labels)
+    result = class_accuracy(None)(Features(torch.zeros(6, 2), logits, labels), real)
+    assert result == {"class_accuracy": pytest.approx(4 / 6), "class_accuracy_worst": pytest.approx(0.5)}
+    with pytest.raises(IncompatibleError, match="a classifier of the dataset's 3 classes"):
+        class_accuracy(None)(Features(torch.zeros(6, 2), torch.zeros(6, 1008), labels), real)
+    with pytest.raises(IncompatibleError, match="train with --conditional"):
+        class_accuracy(None)(Features(torch.zeros(6, 2), logits), real)

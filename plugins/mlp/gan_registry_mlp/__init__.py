@@ -12,6 +12,11 @@ from typing import Literal
 from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl, resolve_norm
 
 
+CONDITIONING_HELP = ("how a --conditional run's discriminator takes the class: projection (Miyato & Koyama 2018) or "
+                     "acgan, an auxiliary classifier whose loss joins every phase (Odena et al. 2017)")
+ACGAN_WEIGHT_HELP = "weight of ACGAN's classification loss (conditioning=acgan)"
+
+
 @dataclass
 class GeneratorParams:
     hidden: int = field(default=256, metadata={"help": "width of each hidden layer"})
@@ -35,6 +40,13 @@ class DiscriminatorParams:
         metadata={"help": "spectral normalisation (Miyato et al. 2018) on every conv/linear layer of the "
                           "discriminator; power-iteration vectors are checkpointed"},
     )
+    conditioning: Literal["projection", "acgan"] = field(
+        default="projection", metadata={"help": CONDITIONING_HELP})
+    acgan_weight: float = field(default=1.0, metadata={"help": ACGAN_WEIGHT_HELP})
+
+    def __post_init__(self) -> None:
+        if not self.acgan_weight > 0:
+            raise ValueError(f"acgan_weight must be > 0, got {self.acgan_weight}")
 
 
 def _check(params) -> None:
@@ -51,7 +63,8 @@ def build_generator(params: GeneratorParams, spec):
         # BatchNorm ties each sample to its batch: it smooths images, but smears 2-D points
         # between the modes of a mixture (grid: 19/25 modes, 26 % high quality, against 25/25, 86 %).
         norm = "batch" if len(spec.sample_shape) == 3 else "none"
-    return MLPGenerator(spec.latent_dim, spec.sample_shape, params.hidden, params.depth, spec.value_range, norm)
+    return MLPGenerator(spec.latent_dim, spec.sample_shape, params.hidden, params.depth, spec.value_range, norm,
+                        spec.num_classes)
 
 
 def build_discriminator(params: DiscriminatorParams, spec):
@@ -62,7 +75,8 @@ def build_discriminator(params: DiscriminatorParams, spec):
     _check(params)
     norm = resolve_norm(params.norm, spec, usual="none", per_sample="none")
     in_shape = (spec.latent_dim,) if spec.needs.discriminator_input == "latent" else spec.sample_shape
-    discriminator = MLPDiscriminator(in_shape, params.hidden, params.depth, norm)
+    discriminator = MLPDiscriminator(in_shape, params.hidden, params.depth, norm, spec.num_classes,
+                                     params.conditioning, params.acgan_weight)
     if params.spectral_norm:
         layers.spectral_norm(discriminator)
     return discriminator
@@ -71,8 +85,8 @@ def build_discriminator(params: DiscriminatorParams, spec):
 @hookimpl
 def register_architectures(register):
     register(Generator(name="mlp", summary="MLP generator: ReLU hidden layers, output shaped to the data",
-                       params=GeneratorParams, factory=build_generator))
+                       params=GeneratorParams, factory=build_generator, conditional=True))
     register(Discriminator(name="mlp", summary="MLP discriminator: LeakyReLU(0.2) hidden layers, one logit",
-                           params=DiscriminatorParams, factory=build_discriminator))
+                           params=DiscriminatorParams, factory=build_discriminator, conditional=True))
     register(Architecture(name="mlp", summary="MLP generator and discriminator, for any sample shape",
                           generator="mlp", discriminator="mlp", latent_dim=64))

@@ -103,3 +103,23 @@ def test_spectral_norm_run_through_the_cli(tmp_path, one_thread):
     assert result.exit_code == 0, result.output
     models = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["models"]
     assert sum(k.startswith("discriminator.") and k.endswith(("._u", "._v")) for k in models) == 2 * 3
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
+def test_conditional_pieces_take_labels(conditioning):
+    torch.manual_seed(0)
+    spec = NetworkSpec((1, 8, 8), 16, (-1.0, 1.0), num_classes=10)
+    generator = build_generator(GeneratorParams(hidden=32), spec).eval()
+    discriminator = build_discriminator(DiscriminatorParams(hidden=32, conditioning=conditioning), spec)
+    z, labels = torch.randn(1, 16).expand(2, 16), torch.tensor([3, 7])
+    samples = generator(z, labels)
+    assert samples.shape == (2, 1, 8, 8) and not torch.equal(samples[0], samples[1])
+    out = discriminator(samples, labels)
+    if conditioning == "acgan":
+        scores, loss = out
+        assert scores.shape == (2,) and loss.ndim == 0 and loss > 0
+    else:
+        assert out.shape == (2,)
+        assert not torch.equal(out, discriminator(samples, labels.flip(0)))
+    with pytest.raises(ValueError, match="acgan_weight must be > 0"):
+        DiscriminatorParams(acgan_weight=0)
