@@ -526,7 +526,7 @@ def _conditioning(registry: Registry, settings: Settings, pieces: dict[str, Any]
     for role in ("generator", "discriminator"):
         if not pieces[role].conditional:
             able = sorted({c.name for c in registry.components(role) if c.conditional})
-            archs = sorted(a.name for a in registry.components("architecture") if _conditions(registry, a))
+            archs = sorted(a.name for a in registry.components("architecture") if architecture_conditions(registry, a))
             raise IncompatibleError(
                 f"--conditional: {role} '{pieces[role].name}' cannot condition on labels"
                 + (f" (conditional {role}s: {', '.join(able)})" if able else "")
@@ -534,7 +534,7 @@ def _conditioning(registry: Registry, settings: Settings, pieces: dict[str, Any]
     return len(data.classes)
 
 
-def _conditions(registry: Registry, arch: Any) -> bool:
+def architecture_conditions(registry: Registry, arch: Any) -> bool:
     """Whether both of an architecture's pieces can condition on labels (false where one is not installed)."""
     try:
         return all(_piece(registry, arch, role, arch.pieces()[role]).conditional for role in ("generator", "discriminator"))

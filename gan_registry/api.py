@@ -159,9 +159,11 @@ class Run:
 
         return load_networks(self._registry, self.dir)[1]
 
-    def sample(self, n: int = 64, seed: int = 0, out: str | Path | None = None, classes: tuple[str, ...] = ()) -> Any:
-        """`n` samples (a tensor in the data's value range); with `out` also written as `gan sample` writes. A
-        conditional run draws the `classes` named (names or indices, as `gan sample --class`), else a row of each."""
+    def sample(self, n: int | None = None, seed: int = 0, out: str | Path | None = None,
+               classes: tuple[str, ...] = ()) -> Any:
+        """`n` samples (a tensor in the data's value range; default 64, or 8 of each class a conditional run draws);
+        with `out` also written as `gan sample` writes. A conditional run draws the `classes` named (names or
+        indices, as `gan sample --class`), else a row of each."""
         from . import generate
 
         classes = (classes,) if isinstance(classes, (str, int)) else classes

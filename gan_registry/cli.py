@@ -99,6 +99,8 @@ def _component_row(c) -> dict[str, Any]:
         row["needs"] = c.needs_for(c.default_params()).describe()  # at the default parameters
     if getattr(c, "suggests", None):
         row["suggests"] = dict(c.suggests)
+    if hasattr(c, "conditional"):
+        row["conditional"] = c.conditional
     return row
 
 
@@ -138,6 +140,11 @@ def describe_command(name: str, kind: str | None, as_json: bool) -> None:
         close = difflib.get_close_matches(name, every, n=3, cutoff=0.5)
         raise UserError(f"no component named '{name}'" + (f"; did you mean {', '.join(close)}?" if close else ""))
     rows = [_component_row(c) for c in found]
+    from ._plan import architecture_conditions
+
+    for row, component in zip(rows, found):
+        if component.kind == "architecture":
+            row["conditional"] = architecture_conditions(registry, component)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -151,6 +158,8 @@ def describe_command(name: str, kind: str | None, as_json: bool) -> None:
             click.echo(f"  default latent dim: {row['latent_dim']}")
         for need in row.get("needs", []):
             click.echo(f"  needs: {need}")
+        if row.get("conditional"):
+            click.echo("  conditions on class labels (gan run --conditional)")
         if "suggests" in row:
             taken = ", ".join(f"{key}={value}" for key, value in row["suggests"].items())
             click.echo(f"  suggests (used where a run sets nothing): {taken}")
@@ -301,7 +310,7 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 
 @cli.command("sample")
 @click.argument("source", metavar="RUN_DIR|MODEL.safetensors", type=click.Path(path_type=Path))
-@click.option("-n", "count", type=int, default=64, show_default=True, help="Number of samples.")
+@click.option("-n", "count", type=int, help="Number of samples (default 64; a conditional run: 8 of each class drawn).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".png grid/scatter, or .pt/.npy raw samples.")
 @click.option("--class", "classes", multiple=True, metavar="CLASS",

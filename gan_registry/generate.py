@@ -64,13 +64,17 @@ def _generate(plan, networks, n: int, seed: int, labels: torch.Tensor | None = N
     return draw(networks["generator"], prior, plan.latent_dim, n, seed, labels)
 
 
-def samples_of(registry: Registry, source: Path, n: int, seed: int, classes: tuple[str, ...] = (),
+PER_CLASS = 8
+"""Samples a row of a conditional generator's grid holds where no count is asked."""
+
+
+def samples_of(registry: Registry, source: Path, n: int | None, seed: int, classes: tuple[str, ...] = (),
                for_metrics: bool = False) -> Drawn:
     """`n` samples from a run directory or a file written by `gan export` (of the `classes` named, by name or
-    index, for a conditional one)."""
+    index, for a conditional one); None: 64, or a row of 8 for each class drawn."""
     from . import export
 
-    if n < 1:
+    if n is not None and n < 1:
         raise UserError("-n must be at least 1")
     if export.is_export(source):
         exported = export.load(registry, source)
@@ -82,11 +86,14 @@ def samples_of(registry: Registry, source: Path, n: int, seed: int, classes: tup
         names, value_range = plan.classes, plan.spec.value_range
         frequencies = plan.class_frequencies() if names else None
     chosen = _conditioning.choose_classes(classes, names, source) if classes else None
+    if n is None:
+        n = PER_CLASS * len(chosen or names) if names and (chosen is None or len(chosen) > 1) else 64
     labels, per_row = labels_for(frequencies, n, seed, chosen, for_metrics)
     return Drawn(draw(generator, prior, latent_dim, n, seed, labels), value_range, labels, per_row)
 
 
-def sample(registry: Registry, source: Path, n: int, seed: int, out: Path, classes: tuple[str, ...] = ()) -> Path:
+def sample(registry: Registry, source: Path, n: int | None, seed: int, out: Path, classes: tuple[str, ...] = ()
+           ) -> Path:
     """Samples from a run directory, or from a generator file written by `gan export`, written to `out`; a
     conditional generator draws the `classes` asked, or a row of each class."""
     suffix = Path(out).suffix.lower()

@@ -2,7 +2,7 @@
 
 Nothing needs to inherit from these: they document the contract and let a type checker check a
 plugin. The engine checks the same contract at run time and names the component that breaks it.
-Stability: 0.x; these only gain optional members until 1.0 (conditioning, labels, feature extractors).
+Stability: 0.x; these only gain optional members until 1.0.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from ._components import Batch, Phase
 class GeneratorProtocol(Protocol):
     """A `torch.nn.Module`: noise (N, latent_dim) -> samples (N, *sample_shape) in the data's value range.
 
-    `condition` is None for unconditional runs; conditional generators (a later release) receive labels there.
+    `condition` is None for unconditional runs; a generator registered `conditional=True` receives the int64 class
+    labels (N,) of a `--conditional` run there.
     """
 
     def __call__(self, z: Any, condition: Any = None) -> Any: ...
@@ -23,7 +24,11 @@ class GeneratorProtocol(Protocol):
 
 @runtime_checkable
 class DiscriminatorProtocol(Protocol):
-    """A `torch.nn.Module`: samples (or codes) -> one raw score per sample, shape (N,) or (N, 1), no sigmoid."""
+    """A `torch.nn.Module`: samples (or codes) -> one raw score per sample, shape (N,) or (N, 1), no sigmoid.
+
+    A discriminator registered `conditional=True` receives the class labels of a `--conditional` run as `condition`,
+    and returns the scores, or `(scores, auxiliary_loss)` to add a loss of its own to every phase (ACGAN).
+    """
 
     def __call__(self, x: Any, condition: Any = None) -> Any: ...
 
