@@ -48,7 +48,7 @@ def test_gan_plugins_lists_builtin_distributions_in_real_subprocess():
         (["run", "--arch", "mpl", "--objective", "gan"], "unknown architecture 'mpl'; did you mean 'mlp'?"),
         (["run", "--arch", "mlp", "--objective", "gna"], "unknown objective 'gna'; did you mean 'gan'"),
         (["run", "--arch", "mlp", "--objective", "gan", "-p", "arch.hiden=3"],
-         "architecture 'mlp' has no parameter 'hiden' (valid: depth, hidden, norm, spectral_norm)"),
+         "architecture 'mlp' has no parameter 'hiden' (valid: acgan_weight, conditioning, depth, hidden, norm, spectral_norm)"),
         (["run", "--arch", "mlp", "--objective", "gan", "-p", "objective.label_smoothing=lots"],
          "objective 'gan' parameter 'label_smoothing'='lots'"),
         (["run", "--arch", "mlp", "--objective", "gan", "-p", "objective.label_smoothing=1.5"],
