@@ -15,6 +15,10 @@ import torch
 from .errors import PluginFailure, UserError
 
 
+GRID_CLASSES, PER_ROW = 16, 8
+"""A conditional generator's pictures: a row of 8 samples for each class drawn (training grids: the first 16)."""
+
+
 def class_frequencies(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """How often each class occurs in the training labels, as float32 weights (N,) -> (num_classes,)."""
     return torch.bincount(labels.long().flatten(), minlength=num_classes).float()

@@ -64,10 +64,6 @@ def _generate(plan, networks, n: int, seed: int, labels: torch.Tensor | None = N
     return draw(networks["generator"], prior, plan.latent_dim, n, seed, labels)
 
 
-PER_CLASS = 8
-"""Samples a row of a conditional generator's grid holds where no count is asked."""
-
-
 def samples_of(registry: Registry, source: Path, n: int | None, seed: int, classes: tuple[str, ...] = (),
                for_metrics: bool = False) -> Drawn:
     """`n` samples from a run directory or a file written by `gan export` (of the `classes` named, by name or
@@ -86,8 +82,9 @@ def samples_of(registry: Registry, source: Path, n: int | None, seed: int, class
         names, value_range = plan.classes, plan.spec.value_range
         frequencies = plan.class_frequencies() if names else None
     chosen = _conditioning.choose_classes(classes, names, source) if classes else None
-    if n is None:
-        n = PER_CLASS * len(chosen or names) if names and (chosen is None or len(chosen) > 1) else 64
+    if n is None:  # a row for each class drawn; 64 where there is one row or none
+        rows = chosen if chosen is not None else names or ()
+        n = _conditioning.PER_ROW * len(rows) if len(rows) > 1 else 64
     labels, per_row = labels_for(frequencies, n, seed, chosen, for_metrics)
     return Drawn(draw(generator, prior, latent_dim, n, seed, labels), value_range, labels, per_row)
 

@@ -20,8 +20,6 @@ from .errors import PluginFailure
 from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919
-GRID_CLASSES, GRID_COLUMNS = 16, 8
-"""A conditional run's grids: a row of 8 samples for each of its first 16 classes."""
 
 
 StepBatch = Batch  # the name before it was public
@@ -194,7 +192,7 @@ class Trainer:
         """The labels of the fixed-noise grid in a conditional run: a row per class."""
         if plan.spec.num_classes and images:
             self.fixed_labels = _conditioning.rows_of_classes(
-                list(range(min(plan.spec.num_classes, GRID_CLASSES))), GRID_COLUMNS).to(device)
+                list(range(min(plan.spec.num_classes, _conditioning.GRID_CLASSES))), _conditioning.PER_ROW).to(device)
             fixed_count = len(self.fixed_labels)
         elif plan.spec.num_classes:
             self.fixed_labels = (torch.arange(fixed_count) % plan.spec.num_classes).to(device)
@@ -384,7 +382,7 @@ class Trainer:
         tmp = path.with_name(f".{path.stem}.tmp.png")  # a grid appears whole or not at all
         try:
             render.save(samples, tmp, self.plan.data.value_range,
-                        per_row=GRID_COLUMNS if self.fixed_labels is not None else None)
+                        per_row=_conditioning.PER_ROW if self.fixed_labels is not None else None)
             os.replace(tmp, path)
         except OSError as error:
             tmp.unlink(missing_ok=True)
