@@ -77,6 +77,21 @@ class NetworkSpec:
     discriminator `forward(x, condition)`, `condition` being int64 labels (N,) in [0, num_classes)."""
 
 
+@dataclass
+class ConditionParams:
+    """The parameters of how a conditional discriminator takes the class: subclass it in a discriminator's params
+    (`class DiscriminatorParams(ConditionParams): ...`) and hand both to `gan_registry.layers.ClassCondition`."""
+
+    conditioning: Literal["projection", "acgan"] = field(default="projection", metadata={"help": (
+        "how a --conditional run's discriminator takes the class: projection (Miyato & Koyama 2018) or acgan, an "
+        "auxiliary classifier whose loss joins every phase (Odena et al. 2017)")})
+    acgan_weight: float = field(default=1.0, metadata={"help": "weight of ACGAN's classification loss (conditioning=acgan)"})
+
+    def __post_init__(self) -> None:
+        if not self.acgan_weight > 0:
+            raise ValueError(f"acgan_weight must be > 0, got {self.acgan_weight}")
+
+
 def resolve_norm(requested: str, spec: NetworkSpec, *, usual: str = "batch", per_sample: str = "layer") -> str:
     """Resolve a discriminator's `norm` parameter against what the objective needs.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl, resolve_norm
+from gan_registry import Architecture, ConditionParams, Discriminator, Generator, IncompatibleError, hookimpl, resolve_norm
 
 SIZES = (16, 32, 64, 128, 256)
 """Image sides the stride-2 stacks reach exactly: 4x4 doubled 2 to 6 times."""
@@ -33,7 +33,7 @@ class GeneratorParams:
 
 
 @dataclass
-class DiscriminatorParams:
+class DiscriminatorParams(ConditionParams):
     base: int = field(default=64, metadata={"help": "channels of the first conv; doubled per stage (at most 8x)"})
     norm: Literal["auto", "batch", "instance", "layer", "none"] = field(
         default="auto",
@@ -48,16 +48,9 @@ class DiscriminatorParams:
         metadata={"help": "spectral normalisation (Miyato et al. 2018) on every conv/linear layer of the "
                           "discriminator; power-iteration vectors are checkpointed"},
     )
-    conditioning: Literal["projection", "acgan"] = field(
-        default="projection",
-        metadata={"help": "how a --conditional run's discriminator takes the class: projection (Miyato & Koyama "
-                          "2018) or acgan, an auxiliary classifier whose loss joins every phase (Odena et al. 2017)"})
-    acgan_weight: float = field(default=1.0, metadata={"help": "weight of ACGAN's classification loss (conditioning=acgan)"})
-
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_base(self.base)
-        if not self.acgan_weight > 0:
-            raise ValueError(f"acgan_weight must be > 0, got {self.acgan_weight}")
 
 
 def image_side(spec) -> int:

@@ -9,12 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl, resolve_norm
-
-
-CONDITIONING_HELP = ("how a --conditional run's discriminator takes the class: projection (Miyato & Koyama 2018) or "
-                     "acgan, an auxiliary classifier whose loss joins every phase (Odena et al. 2017)")
-ACGAN_WEIGHT_HELP = "weight of ACGAN's classification loss (conditioning=acgan)"
+from gan_registry import Architecture, ConditionParams, Discriminator, Generator, IncompatibleError, hookimpl, resolve_norm
 
 
 @dataclass
@@ -29,7 +24,7 @@ class GeneratorParams:
 
 
 @dataclass
-class DiscriminatorParams:
+class DiscriminatorParams(ConditionParams):
     hidden: int = field(default=256, metadata={"help": "width of each hidden layer"})
     depth: int = field(default=2, metadata={"help": "number of hidden layers"})
     norm: Literal["auto", "none", "batch", "layer"] = field(
@@ -40,13 +35,6 @@ class DiscriminatorParams:
         metadata={"help": "spectral normalisation (Miyato et al. 2018) on every conv/linear layer of the "
                           "discriminator; power-iteration vectors are checkpointed"},
     )
-    conditioning: Literal["projection", "acgan"] = field(
-        default="projection", metadata={"help": CONDITIONING_HELP})
-    acgan_weight: float = field(default=1.0, metadata={"help": ACGAN_WEIGHT_HELP})
-
-    def __post_init__(self) -> None:
-        if not self.acgan_weight > 0:
-            raise ValueError(f"acgan_weight must be > 0, got {self.acgan_weight}")
 
 
 def _check(params) -> None:

@@ -7,9 +7,8 @@ Shapes and parameters are checked here, without torch; the modules are in `_nets
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-from gan_registry import Architecture, Discriminator, Generator, IncompatibleError, hookimpl
+from gan_registry import Architecture, ConditionParams, Discriminator, Generator, IncompatibleError, hookimpl
 
 SIZES = (32, 64)
 """Image sides: 4x4 doubled by 3 up-blocks (the paper's CIFAR-10 generator) or by 4."""
@@ -33,17 +32,11 @@ class GeneratorParams:
 
 
 @dataclass
-class DiscriminatorParams:
+class DiscriminatorParams(ConditionParams):
     width: int = field(
         default=32,
         metadata={"help": "channels of every residual block (32: a digits run takes minutes on a CPU); the paper's CIFAR-10 configuration is 128"},
     )
-    conditioning: Literal["projection", "acgan"] = field(
-        default="projection",
-        metadata={"help": "how a conditional run's discriminator takes the class: projection (Miyato & Koyama "
-                          "2018) or an auxiliary classifier (ACGAN, Odena et al. 2017)"},
-    )
-    acgan_weight: float = field(default=1.0, metadata={"help": "weight of ACGAN's classification loss"})
     spectral_norm: bool = field(
         default=True,
         metadata={"help": "spectral norm on every conv/linear/embedding, as in SNGAN; power-iteration vectors "
@@ -51,9 +44,8 @@ class DiscriminatorParams:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_width(self.width)
-        if not self.acgan_weight > 0:
-            raise ValueError(f"acgan_weight must be > 0, got {self.acgan_weight}")
 
 
 def image_shape(spec) -> tuple[int, int]:
