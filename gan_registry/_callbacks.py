@@ -8,7 +8,8 @@ trainer in ascending `order`:
   images/s), read from the device once for all callbacks;
 - `on_epoch_end(run)`, then `on_step_end(run)`, after each generator step;
 - `before_save(run)`: before a checkpoint is written; raising keeps the previous checkpoint;
-- `on_evaluate(run, record)`: the values `--eval-every` measured (step, epoch, "eval/NAME": value, ...).
+- `on_evaluate(run, record)`: the values `--eval-every` measured (step, epoch, "eval/NAME": value, ...);
+- `on_samples(run, tag, path)`: a picture of the fixed noise batch (grid, or scatter for 2D points) was written.
 
 A callback with `state_dict()` and `load_state_dict(state)` has that state (plain data) checkpointed.
 """
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._components import Callback
+from ._loggers import CsvLog, JsonlLog
 from .errors import Diverged, Interrupted
 from .hookspecs import hookimpl
 
@@ -137,6 +139,37 @@ class SampleGrids:
 
     def on_train_end(self, run: Any) -> None:
         run.write_samples(f"final-step-{run.step:07d}")
+        try:
+            write_animation(run.run_dir / "samples")
+        except OSError as error:  # a picture is not worth the final checkpoint, which comes after
+            print(f"could not write samples/training.gif: {error}", file=sys.stderr, flush=True)
+
+
+ANIMATION_FRAMES = 60
+"""At most this many grids in samples/training.gif, evenly spaced: a long run's GIF stays a few MB at most."""
+
+
+def write_animation(samples_dir: Any) -> Any:
+    """samples/training.gif: the fixed-noise grids of a run in training order, the final one held longer."""
+    from PIL import Image
+
+    grids = sorted(samples_dir.glob("epoch-*.png")) + sorted(samples_dir.glob("step-*.png"))
+    final = sorted(samples_dir.glob("final-step-*.png"))[-1:]
+    if final and not (grids and grids[-1].name == final[0].name.removeprefix("final-")):
+        grids += final  # unless --sample-every already drew the last step
+    if len(grids) < 2:
+        return None
+    if len(grids) > ANIMATION_FRAMES:  # keep the first and the last
+        last = len(grids) - 1
+        grids = [grids[round(i * last / (ANIMATION_FRAMES - 1))] for i in range(ANIMATION_FRAMES)]
+    frames = [Image.open(path).convert("RGB") for path in grids]
+    size = frames[-1].size
+    frames = [f if f.size == size else f.resize(size) for f in frames]
+    path, tmp = samples_dir / "training.gif", samples_dir / ".training.tmp.gif"
+    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=[200] * (len(frames) - 1) + [2000],
+                   loop=0, optimize=True)
+    tmp.replace(path)
+    return path
 
 
 class Checkpoints:
@@ -309,30 +342,19 @@ class GeneratorAverage:
                 average.train(was_training)
 
 
-class JsonlLog:
-    """metrics.jsonl: one JSON object per log line, and one per evaluation."""
-
-    def on_evaluate(self, run: Any, record: dict[str, Any]) -> None:
-        self.on_log(run, record)
-
-    def on_log(self, run: Any, record: dict[str, Any]) -> None:
-        path = run.run_dir / "metrics.jsonl"
-        try:
-            with open(path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as error:
-            from .checkpoint import write_error
-
-            raise write_error(str(path), error) from None
-
-
 class Progress:
-    """A progress bar on a terminal (step, epoch, losses, images/s), plain log lines elsewhere."""
+    """A progress bar on a terminal (step, epoch, images/s, the latest losses and metric), plain log lines elsewhere;
+    a finished run ends with one line saying what it left where."""
 
     def __init__(self) -> None:
         self.bar: Any = None
+        self.metric: dict[str, str] = {}
+        self.measured: dict[int, tuple[str, float]] = {}
+        self.best_step: int | None = None
+        self.finished = False
 
     def on_train_start(self, run: Any) -> None:
+        self.finished = False
         if run.progress and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -345,34 +367,53 @@ class Progress:
     def on_log(self, run: Any, record: dict[str, Any]) -> None:
         shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")}
         if self.bar is not None:
-            self.bar.set_postfix(epoch=record["epoch"], **shown, img_s=record["images_per_s"], refresh=False)
+            self.bar.set_postfix(epoch=record["epoch"], **shown, img_s=record["images_per_s"], **self.metric,
+                                 refresh=False)
         else:
             parts = " ".join(f"{k}={v}" for k, v in shown.items())
             print(f"step {record['step']} epoch {record['epoch']} {parts} images/s={record['images_per_s']}",
                   file=sys.stderr, flush=True)
 
     def on_evaluate(self, run: Any, record: dict[str, Any]) -> None:
-        shown = {k.split("/", 1)[-1]: f"{v:.4g}" for k, v in record.items()
-                 if k.startswith("eval/") and isinstance(v, float)}
-        if not shown:
+        values = {k.split("/", 1)[-1]: v for k, v in record.items()
+                  if k.startswith("eval/") and k != "eval/best_step" and isinstance(v, (int, float))}
+        if not values:
             return  # the final measurement has its own summary line
+        first = next(iter(values))
+        self.measured[record["step"]] = (first, values[first])
+        self.best_step = record.get("eval/best_step", self.best_step)
+        self.metric = {first: f"{values[first]:.4g}"}
         if self.bar is not None:
-            self.bar.set_postfix(**shown, refresh=True)
+            self.bar.set_postfix(**{k: f"{v:.4g}" for k, v in values.items()}, refresh=True)
         else:
-            parts = " ".join(f"{k}={v}" for k, v in shown.items())
+            parts = " ".join(f"{k}={v:.4g}" for k, v in values.items())
             print(f"step {record['step']} evaluation {parts}", file=sys.stderr, flush=True)
+
+    def on_train_end(self, run: Any) -> None:
+        self.finished = True
 
     def teardown(self, run: Any) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.finished:  # after every on_train_end: the final grid, checkpoint and logs are written
+            print(self.summary(run), file=sys.stderr, flush=True)
+
+    def summary(self, run: Any) -> str:
+        """One line: the run folder, its checkpoint, grids and logs, and the best measurement."""
+        from .runs import run_contents
+
+        line = f"{run.run_dir} at step {run.step}: {run_contents(run.run_dir)}"
+        if self.best_step in self.measured:
+            key, value = self.measured[self.best_step]
+            line += f"; best {key} {value:.4g} at step {self.best_step}"
+        return line
 
 
 # The order keeps what a run leaves consistent: check values before anything is written, write the log
 # line, then the grid, then the checkpoint of that grid, and stop on a signal last.
 BUILTIN = (
     ("non-finite-guard", 10, NonFiniteGuard, "stop a run whose losses or weights turn NaN or infinite"),
-    ("jsonl-log", 20, JsonlLog, "metrics.jsonl: step, epoch, losses and images/s per log line"),
     ("progress", 30, Progress, "a progress bar on a terminal, log lines on stderr elsewhere"),
     ("sample-grids", 40, SampleGrids, "grids of a fixed noise batch each epoch (or --sample-every)"),
     ("checkpoints", 50, Checkpoints, "checkpoints/last.pt with each grid and at the end"),
@@ -384,6 +425,10 @@ BUILTIN = (
 def register_callbacks(register):
     for name, order, cls, summary in BUILTIN:
         register(Callback(name=name, summary=summary, factory=lambda params, cls=cls: cls(), always=True, order=order))
+    register(Callback(name="jsonl-log", summary="metrics.jsonl: step, epoch, losses, learning rates, images/s per log line",
+                      factory=lambda params: JsonlLog(), always=True, logger=True, order=20))
+    register(Callback(name="csv", summary="metrics.csv: the log as a table (a column per value)",
+                      factory=lambda params: CsvLog(), logger=True, order=21))
     # After the grid, before the checkpoint of that step: best.pt and last.pt then agree on the best so far.
     register(Callback(name="evaluation", summary="--eval-every: metrics during training, checkpoints/best.pt",
                       factory=lambda params: Evaluation(), order=45))

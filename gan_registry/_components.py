@@ -447,6 +447,8 @@ class Callback(Component):
     always: bool = False
     order: int = 100
     """Callbacks run in ascending order at each event (ties by name)."""
+    logger: bool = False
+    """A logger: `gan run --log NAME` adds it (the JSONL log is always on; `gan list callbacks` marks loggers)."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -9,7 +10,7 @@ from typing import Any, Callable
 from . import params as params_mod
 from ._components import KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, latent_sampler
 from ._registry import AmbiguousComponentError, Registry
-from .errors import IncompatibleError, ParameterError, PluginFailure, UserError
+from .errors import IncompatibleError, ParameterError, PluginFailure, UnknownComponentError, UserError
 from .plugins import blame
 
 PARAM_SLOTS = tuple(k.flag for k in KINDS)
@@ -42,6 +43,8 @@ class Settings:
     """Checkpoints kept: 1 keeps only last.pt; N > 1 also keeps step-N.pt files of the N newest saves."""
     callbacks: list[str] = field(default_factory=list)
     """Callbacks to add to the ones every run has (`gan run --callback NAME`)."""
+    loggers: list[str] = field(default_factory=list)
+    """Loggers to add to the JSONL log every run writes (`gan run --log tensorboard`)."""
     eval_every: int | None = None
     """Measure quality every N steps and at the end, keeping checkpoints/best.pt (`--eval-every`)."""
     eval_metrics: list[str] = field(default_factory=list)
@@ -107,9 +110,11 @@ class Settings:
             raise UserError(f"--lr-scale must be positive, got {self.lr_scale}")
         if self.lr_decay_start is not None and not 0 <= self.lr_decay_start <= 1:
             raise UserError(f"--lr-decay-start is a fraction of the run, from 0 to 1; got {self.lr_decay_start}")
-        if not (isinstance(self.callbacks, (list, tuple)) and all(isinstance(c, str) for c in self.callbacks)):
-            raise UserError(f"callbacks must be a list of callback names, got {self.callbacks!r}")
-        self.callbacks = list(self.callbacks)
+        for listed in ("callbacks", "loggers"):
+            names = getattr(self, listed)
+            if not (isinstance(names, (list, tuple)) and all(isinstance(c, str) for c in names)):
+                raise UserError(f"{listed} must be a list of {listed[:-1]} names, got {names!r}")
+            setattr(self, listed, list(names))
         if not (isinstance(self.eval_metrics, (list, tuple)) and all(isinstance(m, str) for m in self.eval_metrics)):
             raise UserError(f"eval_metrics must be a list of metric names, got {self.eval_metrics!r}")
         self.eval_metrics = list(self.eval_metrics)
@@ -395,13 +400,28 @@ def _callbacks(registry: Registry, settings: Settings) -> list[tuple[Any, Any]]:
     chosen = [c for c in registry.components("callback") if c.always]
     wanted = (settings.callbacks + (["evaluation@gan-registry"] if settings.eval_every else [])
               + (["generator-ema@gan-registry"] if settings.ema_decay_given is not None else []))
-    for name in wanted:
-        component = registry.get("callback", name)
+    for name in wanted + settings.loggers:
+        component = _logger(registry, name) if name in settings.loggers else registry.get("callback", name)
         if component not in chosen:
             chosen.append(component)
     chosen.sort(key=lambda c: (c.order, c.name))
     spread = spread_params(settings.params.get("callback", {}), {c.name: c for c in chosen}, in_group("callback"))
     return [(c, params_mod.build(c.params, spread[c.name], f"callback '{c.name}'")) for c in chosen]
+
+
+def _logger(registry: Registry, name: str) -> Any:
+    """The callback `--log NAME` asks for, refused where it is unknown or not a logger."""
+    loggers = ", ".join(sorted(c.name for c in registry.components("callback") if c.logger))
+    try:
+        component = registry.get("callback", name)
+    except UnknownComponentError:
+        close = difflib.get_close_matches(name, loggers.split(", "), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise UnknownComponentError(f"unknown logger '{name}'{hint} (loggers: {loggers})") from None
+    if not component.logger:
+        hint = "" if component.always else f"; add it with --callback {name}"
+        raise UserError(f"--log {name}: callback '{component.name}' is not a logger (loggers: {loggers}){hint}")
+    return component
 
 
 def _piece(registry: Registry, arch: Any, role: str, name: str) -> Any:

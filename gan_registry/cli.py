@@ -122,7 +122,8 @@ def list_command(kind: str | None, as_json: bool) -> None:
         if registry.is_clashing(c):  # the bare name is refused: show the one that works
             click.echo(f"  {registry.qualified(c):<20} {c.summary} (name clash: use the full name)")
         else:
-            click.echo(f"  {c.name:<20} {c.summary}")
+            how = f" (--log {c.name})" if getattr(c, "logger", False) and not c.always else ""
+            click.echo(f"  {c.name:<20} {c.summary}{how}")
 
 
 @cli.command("describe")
@@ -218,7 +219,7 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
             else:
                 raise UserError(f"--config {config_path}: unknown key '{key}' (valid: {', '.join(sorted(known))}, params)")
     values.update({k: v for k, v in flags.items() if v is not None and v != ()})
-    for listed in ("callbacks", "eval_metrics"):
+    for listed in ("callbacks", "loggers", "eval_metrics"):
         if listed in values:
             values[listed] = list(values[listed])
     for slot, table in _parse_param_flags(param_flags).items():
@@ -256,6 +257,8 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--keep", type=int, help="Keep the N newest checkpoints as checkpoints/step-N.pt besides last.pt (default 1: last.pt only).")
 @click.option("--callback", "callbacks", multiple=True, metavar="NAME",
               help="Add a callback to the ones every run has (see `gan list callbacks`); repeatable.")
+@click.option("--log", "loggers", multiple=True, metavar="NAME",
+              help="Also log to this logger (tensorboard, csv; `gan list callbacks` marks loggers); repeatable. metrics.jsonl is always written.")
 @click.option("--eval-every", type=int, metavar="STEPS",
               help="Measure quality every STEPS steps (and at the end) and keep checkpoints/best.pt.")
 @click.option("--eval-metric", "eval_metrics", multiple=True, metavar="NAME",
@@ -416,6 +419,36 @@ def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, see
         click.echo("protocol:")
         for key, value in report["protocol"].items():
             click.echo(f"  {key}: {value}")
+
+
+@cli.command("plot")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png, .svg or .pdf to write.")
+@click.option("--key", "keys", multiple=True, metavar="PATTERN",
+              help="Plot these logged values (glob, e.g. 'loss/*', 'eval/fid', 'lr/*'; repeatable; default: losses and metrics).")
+@click.option("--smooth", type=float, default=0.6, show_default=True,
+              help="TensorBoard-style smoothing weight in [0, 1); the raw curve is drawn faint beneath.")
+def plot_command(run_dirs: tuple[Path, ...], output: Path, keys: tuple[str, ...], smooth: float) -> None:
+    """Loss and metric curves of one or more runs, a panel per value shared by all runs."""
+    from . import plots
+
+    click.echo(f"wrote {plots.plot(list(run_dirs), output, keys, smooth)}")
+
+
+@cli.command("runs")
+@click.argument("root", required=False, default="runs", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def runs_command(root: Path, as_json: bool) -> None:
+    """The run folders under ROOT (default: runs): combination, steps, last and best metric."""
+    from . import plots
+
+    summaries = [plots.summarise(d) for d in plots.find_runs(root)]
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2))
+    elif summaries:
+        click.echo(plots.runs_table(summaries))
+    else:
+        click.echo(f"no runs under {root}")
 
 
 cli.add_command(new_plugin_command)

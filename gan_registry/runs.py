@@ -200,8 +200,24 @@ def check_more_to_do(trainer) -> None:
         )
 
 
-RUN_FILES = (CONFIG_NAME, "metrics.jsonl", "samples", "checkpoints")
+RUN_FILES = (CONFIG_NAME, "metrics.jsonl", "metrics.csv", "samples", "checkpoints")
 """What a run writes into its folder: all that an unfinished run's clean-up removes."""
+
+
+def run_contents(run_dir: Path) -> str:
+    """What a run folder holds, for people: its checkpoint, its pictures, its logs."""
+    run_dir = Path(run_dir)
+    parts = [f"checkpoints/{p.name}" for p in sorted((run_dir / "checkpoints").glob("*.pt"))
+             if p.name in ("last.pt", "best.pt")]
+    pictures = sorted((run_dir / "samples").glob("*.png"))
+    if pictures:
+        animated = [p.name for p in sorted((run_dir / "samples").glob("*.gif"))]
+        newest = max(pictures, key=lambda p: p.stat().st_mtime_ns)
+        parts.append(f"samples/ ({len(pictures)} pictures, last {newest.name}"
+                     + "".join(f", {name}" for name in animated) + ")")
+    parts += [p.name + ("/" if p.is_dir() else "") for p in sorted(run_dir.iterdir())
+              if p.name not in (CONFIG_NAME, "samples", "checkpoints") and not p.name.startswith(".")]
+    return ", ".join(parts)
 
 
 def remove_unfinished(trainer) -> None:

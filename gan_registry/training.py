@@ -387,6 +387,7 @@ class Trainer:
         except OSError as error:
             tmp.unlink(missing_ok=True)
             raise checkpoint.write_error(f"samples {path}", error) from None
+        self._call("on_samples", tag, path)
         return path
 
     # -- logging: values accumulate on the device and are read once per log line ------------
@@ -421,6 +422,8 @@ class Trainer:
         record["images_per_s"] = round(self._used / seconds, 1) if seconds > 0 else None
         if self.lr_multiplier is not None:
             record["lr_multiplier"] = float(f"{self.lr_multiplier:.6g}")
+        for phase in self.phases:  # host floats: reading them costs no sync
+            record[f"lr/{phase.name}"] = float(f"{phase.optimizer.param_groups[0]['lr']:.6g}")
         self._reset_log()
         self._call("on_log", record)
 

@@ -56,10 +56,12 @@ counter_plugin.register_callbacks = hookimpl(
 def test_builtin_duties_are_listed_callbacks():
     registry = isolated_registry(toy_plugin)
     names = [c.name for c in registry.components("callback")]
-    assert names == ["checkpoints", "evaluation", "generator-ema", "jsonl-log", "non-finite-guard", "progress",
+    assert names == ["checkpoints", "csv", "evaluation", "generator-ema", "jsonl-log", "non-finite-guard", "progress",
                      "sample-grids", "stop-signals"]
     assert all(c.origin.distribution == "gan-registry" for c in registry.components("callback"))
-    assert [c.name for c in registry.components("callback") if not c.always] == ["evaluation", "generator-ema"]  # --eval-every, --ema
+    # --log csv, --eval-every, --ema
+    assert [c.name for c in registry.components("callback") if not c.always] == ["csv", "evaluation", "generator-ema"]
+    assert [c.name for c in registry.components("callback") if c.logger] == ["csv", "jsonl-log"]
 
 
 def test_a_plugin_callback_sees_the_events_in_order(tmp_path):

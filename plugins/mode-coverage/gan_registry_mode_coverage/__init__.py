@@ -88,4 +88,4 @@ def build(params: ModeCoverageParams):
 def register_metrics(register):
     register(Metric(name="mode-coverage",
                     summary="Modes covered, % high-quality samples and reverse KL (PacGAN protocol)",
-                    params=ModeCoverageParams, factory=build))
+                    params=ModeCoverageParams, factory=build, better="higher"))  # modes covered, its first value

@@ -55,6 +55,11 @@ def real_and_fake_scores(models, batch):
     return scores(models.discriminator, batch.real), scores(models.discriminator, fake), fake
 
 
+def score_means(phase: str, real_scores, fake_scores) -> dict:
+    """The mean D(real) and D(fake) of a discriminator step, for the log (TensorBoard plots them side by side)."""
+    return {f"{phase}/score_real": real_scores.mean().detach(), f"{phase}/score_fake": fake_scores.mean().detach()}
+
+
 def generator_scores(models, batch):
     """D(G(z)) with the graph through the generator, for a generator step."""
     return scores(models.discriminator, batch.fake(models.generator))
@@ -109,7 +114,7 @@ def penalised_scores(models, batch, params):
     real = batch.real.detach().requires_grad_(due and params.r1 > 0)
     fake = fake_batch(models, batch).requires_grad_(due and params.r2 > 0)
     real_scores, fake_scores = scores(models.discriminator, real), scores(models.discriminator, fake)
-    penalty, logged = 0.0, {}
+    penalty, logged = 0.0, score_means("discriminator", real_scores, fake_scores)
     for name, gamma, inputs, judged in (("r1", params.r1, real, real_scores), ("r2", params.r2, fake, fake_scores)):
         if due and gamma > 0:
             value = zero_centred_penalty(judged, inputs)

@@ -45,7 +45,8 @@ class WGANObjective:
 
     def critic_step(self, models, batch):
         real, fake, _ = _common.real_and_fake_scores(models, batch)
-        return critic_loss(real, fake), {"critic/wasserstein": (real.mean() - fake.mean()).detach()}
+        return critic_loss(real, fake), {"critic/wasserstein": (real.mean() - fake.mean()).detach(),
+                                         **_common.score_means("critic", real, fake)}
 
     def generator_step(self, models, batch):
         return generator_loss(_common.generator_scores(models, batch))

@@ -59,7 +59,8 @@ class WGANGPObjective(WGANObjective):
         gp = gradient_penalty(models.discriminator, batch.real, fake)
         loss = critic_loss(real_scores, fake_scores) + self.params.gp_weight * gp
         wasserstein = (real_scores.mean() - fake_scores.mean()).detach()
-        return loss, {"critic/gp": gp.detach(), "critic/wasserstein": wasserstein}
+        return loss, {"critic/gp": gp.detach(), "critic/wasserstein": wasserstein,
+                      **_common.score_means("critic", real_scores, fake_scores)}
 
     def phases(self, models):
         p = self.params

@@ -79,7 +79,12 @@ class ResNetGenerator(nn.Module):
                  value_range: tuple[float, float] | None, num_classes: int | None = None) -> None:
         super().__init__()
         self.width, self.value_range, self.num_classes = width, value_range, num_classes
-        self.stem = _init(nn.Linear(latent_dim, width * 4 * 4))
+        # The class enters twice, as in BigGAN: a label embedding beside z at the stem, and the conditional
+        # BatchNorms. CBN alone (SNGAN's) measured 0.11-0.28 class accuracy on digits at 500-600 steps; with the
+        # stem embedding 0.94-0.985 at 1,000 (docs/conditional.md).
+        self.label = layers.LabelConcat(num_classes) if num_classes is not None else None
+        stem_in = latent_dim + (self.label.dim if self.label is not None else 0)
+        self.stem = _init(nn.Linear(stem_in, width * 4 * 4))
         self.blocks = nn.ModuleList(GeneratorBlock(width, width, num_classes)
                                     for _ in range(int(math.log2(side // 4))))
         self.norm = _batch_norm(width, num_classes)
@@ -91,6 +96,8 @@ class ResNetGenerator(nn.Module):
         elif condition is None:
             raise ValueError(f"this generator is conditioned on {self.num_classes} classes: call it as "
                              "generator(z, condition) with int64 labels of shape (N,)")
+        if self.label is not None:
+            z = self.label(z, condition)
         h = self.stem(z).view(-1, self.width, 4, 4)
         for block in self.blocks:
             h = block(h, condition)

@@ -134,10 +134,12 @@ def test_paper_configuration_parameter_counts():
     #   2 plain blocks (identity shortcut): 2 * 2 * 147,584                                          = 590,336
     #   Linear 128 -> 1: 129
     assert count(discriminator(s, width=128)) == 151_680 + 311_680 + 590_336 + 129 == 1_053_825
-    # conditional on 10 classes: 7 BatchNorms' 2*256 affine parameters become 2*10*256 class tables, and the
-    # projection adds a 10 x 128 embedding
+    # conditional on 10 classes: 7 BatchNorms' 2*256 affine parameters become 2*10*256 class tables, the stem
+    # takes a 10-dim label embedding beside z (10 x 10 + 10 x 4,096 stem weights), and the projection adds a
+    # 10 x 128 embedding
     c = spec((3, 32, 32), latent_dim=128, num_classes=10)
-    assert count(generator(c, width=256)) == 4_276_739 + 7 * (2 * 10 * 256 - 2 * 256) == 4_308_995
+    label_stem = 10 * 10 + 10 * 4096
+    assert count(generator(c, width=256)) == 4_276_739 + 7 * (2 * 10 * 256 - 2 * 256) + label_stem == 4_350_055
     assert count(discriminator(c, width=128)) == 1_053_825 + 10 * 128 == 1_055_105
 
 
