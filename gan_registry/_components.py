@@ -138,7 +138,14 @@ class DataSource:
     load_heldout: Callable[[], Any] | None = None
     """Optional held-out samples (same form as `load()`), for evaluation."""
     reference: dict[str, Any] = field(default_factory=dict)
-    """Facts about the true distribution that metrics may use, e.g. {"mode_centers": ..., "mode_std": ...}."""
+    """Facts about the true distribution that metrics may use, e.g. {"mode_centers": ..., "mode_std": ...}.
+    "mode_centers", an (M, 2) tensor, is also drawn as red crosses in the run's scatter plots of 2D samples."""
+
+    @property
+    def mode_centers(self) -> Any:
+        """The known mode centres of 2D data (`reference["mode_centers"]`), or None."""
+        centres = self.reference.get("mode_centers") if isinstance(self.reference, dict) else None
+        return centres if getattr(centres, "shape", (0, 0))[-1:] == (2,) else None
     classes: tuple[str, ...] | None = None
     """Class names, where the data has labels (label i is classes[i]); None for unlabelled data."""
     load_labels: Callable[[], Any] | None = None

@@ -160,17 +160,27 @@ class Run:
         return load_networks(self._registry, self.dir)[1]
 
     def sample(self, n: int | None = None, seed: int = 0, out: str | Path | None = None,
-               classes: tuple[str, ...] = ()) -> Any:
+               classes: tuple[str, ...] = (), *, truncation: float | None = None, interpolate: bool = False,
+               interpolate_steps: int | None = None) -> Any:
         """`n` samples (a tensor in the data's value range; default 64, or 8 of each class a conditional run draws);
         with `out` also written as `gan sample` writes. A conditional run draws the `classes` named (names or
-        indices, as `gan sample --class`), else a row of each."""
-        from . import generate
+        indices, as `gan sample --class`), else a row of each.
+
+        `truncation` (psi > 0) draws them with the truncation trick, as `gan sample --truncation`; `interpolate`
+        draws walks between latent points instead, as `gan sample --interpolate`: a (rows, steps, ...) tensor (for
+        an `out` ending in .gif, the animation's (frames, walkers, ...))."""
+        from . import generate, pictures
 
         classes = (classes,) if isinstance(classes, (str, int)) else classes
         classes = tuple(str(c) for c in classes)
+        if interpolate:
+            out = None if out is None else Path(out)
+            return pictures.walk(self._registry, self.dir, n, seed, out, classes, interpolate_steps, truncation).samples
+        if interpolate_steps is not None:
+            raise UserError("interpolate_steps sets the walk of interpolate=True")
         if out is not None:
-            generate.sample(self._registry, self.dir, n, seed, Path(out), classes)
-        return generate.samples_of(self._registry, self.dir, n, seed, classes).samples
+            generate.sample(self._registry, self.dir, n, seed, Path(out), classes, truncation)
+        return generate.samples_of(self._registry, self.dir, n, seed, classes, truncation=truncation).samples
 
     def evaluate(self, metrics: tuple[str, ...] | list[str] = (), samples: int = 2500, seed: int = 0,
                  params: dict[str, Any] | None = None) -> dict:

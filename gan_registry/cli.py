@@ -313,20 +313,53 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 
 @cli.command("sample")
 @click.argument("source", metavar="RUN_DIR|MODEL.safetensors", type=click.Path(path_type=Path))
-@click.option("-n", "count", type=int, help="Number of samples (default 64; a conditional run: 8 of each class drawn).")
+@click.option("-n", "count", type=int,
+              help="Number of samples (default 64; a conditional run: 8 of each class drawn; --interpolate: "
+                   "rows x steps, or the walkers of a .gif; --nearest: rows, default 8).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".png grid/scatter, or .pt/.npy raw samples.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help=".png grid/scatter, or .pt/.npy raw samples (--interpolate: also .gif).")
 @click.option("--class", "classes", multiple=True, metavar="CLASS",
               help="Of a conditional generator: draw this class (a name or an index; repeatable: a row each).")
-def sample_command(source: Path, count: int, seed: int, output: Path, classes: tuple[str, ...]) -> None:
+@click.option("--truncation", type=float, metavar="PSI",
+              help="The truncation trick (BigGAN): noise values beyond +-PSI are drawn again; N(0, I) noise only.")
+@click.option("--interpolate", is_flag=True,
+              help="Walks between random latent points, a row each (slerp for N(0, I) noise, a straight line for an "
+                   "objective's own prior); a .gif walks a loop of 4 points.")
+@click.option("--interpolate-steps", type=int, metavar="K", help="Samples a walk takes from point to point (default 8).")
+@click.option("--nearest", is_flag=True,
+              help="Each sample beside its nearest training images (L2 between --extractor features), with the FID "
+                   "against the training and the held-out split.")
+@click.option("--nearest-k", type=int, metavar="K", help="Training images beside each sample of --nearest (default 5).")
+@click.option("--extractor", help="Feature extractor of --nearest (default: the dataset's, as `gan eval`).")
+def sample_command(source: Path, count: int, seed: int, output: Path, classes: tuple[str, ...],
+                   truncation: float | None, interpolate: bool, interpolate_steps: int | None, nearest: bool,
+                   nearest_k: int | None, extractor: str | None) -> None:
     """Draw samples from a run's generator, or from a file written by `gan export`.
 
     Raw samples are in the dataset's value range; the same seed draws the same samples from a run and its export.
     A conditional generator draws a row of each class, or the classes asked with --class.
     """
-    from . import generate
+    from . import generate, pictures
 
-    click.echo(f"wrote {generate.sample(_registry(), source, count, seed, output, classes)}")
+    if interpolate and nearest:
+        raise UserError("give --interpolate or --nearest, not both")
+    if interpolate_steps is not None and not interpolate:
+        raise UserError("--interpolate-steps sets the walk of --interpolate")
+    if (nearest_k is not None or extractor is not None) and not nearest:
+        raise UserError("--nearest-k and --extractor set the neighbours of --nearest")
+    registry = _registry()
+    if interpolate:
+        pictures.walk(registry, source, count, seed, output, classes, interpolate_steps, truncation)
+        click.echo(f"wrote {output}")
+    elif nearest:
+        from .training import resolve_device
+
+        found = pictures.nearest(registry, source, count, seed, output, classes, nearest_k, extractor, truncation,
+                                 device=str(resolve_device("auto")))
+        click.echo("\n".join(found.lines()))
+    else:
+        click.echo(f"wrote {generate.sample(registry, source, count, seed, output, classes, truncation)}")
 
 
 @cli.command("export")
@@ -369,6 +402,8 @@ def reconstruct_command(run_dir: Path, count: int, seed: int, output: Path) -> N
               help="auto: the held-out split where it has 10,000 images or more, else the training split.")
 @click.option("--checkpoint", "checkpoint_name", type=click.Choice(["last", "best"]), default="last", show_default=True,
               help="Which of the run's checkpoints to sample (best.pt is kept by `gan run --eval-every`).")
+@click.option("--truncation", type=float, metavar="PSI",
+              help="Draw the samples (of RUN_DIR or a generator given as --fake) with the truncation trick at PSI.")
 @click.option("--data-dir", type=click.Path(), help="Where the files of a --real/--fake dataset are.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where features are extracted.")
@@ -377,7 +412,7 @@ def reconstruct_command(run_dir: Path, count: int, seed: int, output: Path) -> N
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, seed: int, extractor: str | None,
                  real: str | None, fake: str | None, reference_split: str, checkpoint_name: str, data_dir: str | None,
-                 device: str, param: tuple[str, ...], as_json: bool) -> None:
+                 device: str, param: tuple[str, ...], as_json: bool, truncation: float | None) -> None:
     """Measure a run's samples (RUN_DIR/eval.json keeps the report), or any two image sources with --real/--fake.
 
     Each number comes with its protocol: extractor, generated samples, reference split and size, resizing.
@@ -400,12 +435,13 @@ def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, see
         report = generate.evaluate(registry, run_dir, metrics, count, seed, grouped.get("metric", {}),
                                    extractor=extractor, extractor_params=grouped.get("extractor", {}),
                                    reference_split=reference_split, checkpoint_name=f"{checkpoint_name}.pt",
-                                   device=where)
+                                   device=where, truncation=truncation)
     else:
         if not (real and fake):
             raise UserError("give a RUN_DIR to evaluate, or both --real SRC and --fake SRC")
         report = generate.compare(registry, real, fake, metrics, count, seed, grouped, extractor=extractor,
-                                  data_dir=data_dir, reference_split=reference_split, device=where)
+                                  data_dir=data_dir, reference_split=reference_split, device=where,
+                                  truncation=truncation)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -5,7 +5,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -14,22 +14,60 @@ from ._registry import Registry
 from .errors import IncompatibleError, UserError
 from .plugins import blame
 from .runs import load_networks
-from ._components import latent_sampler
+from ._components import latent_sampler, standard_normal
 
 CHUNK = 1024
 
 
-def draw(generator, prior, latent_dim: int, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """`n` samples from noise drawn with `seed` (of the classes `labels`, for a conditional generator): the same
-    for a run and for its exported generator."""
+def truncated_normal(psi: float) -> Callable[..., torch.Tensor]:
+    """BigGAN's truncation trick (Brock et al. 2019) as a prior: N(0, I) noise whose values beyond +-`psi` are
+    drawn again until inside, from the same generator, so that a seed still names its samples."""
+    def sample(n: int, latent_dim: int, device: Any, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, latent_dim, device=device, generator=generator)
+        outside = z.abs() > psi
+        while outside.any():
+            z[outside] = torch.randn(int(outside.sum()), device=device, generator=generator)
+            outside = z.abs() > psi
+        return z
+
+    return sample
+
+
+def noise_prior(prior: Callable[..., torch.Tensor], truncation: float | None) -> Callable[..., torch.Tensor]:
+    """The prior that samples are drawn from: the generator's own, or its truncation at `truncation` (psi)."""
+    if truncation is None:
+        return prior
+    if not truncation > 0:  # also refuses nan
+        raise UserError(f"--truncation {truncation:g}: PSI must be above 0 (e.g. 0.5)")
+    if prior is not standard_normal:
+        raise UserError("--truncation resamples N(0, I) noise, and this generator's objective draws its latents "
+                        "from a prior of its own")
+    return truncated_normal(truncation)
+
+
+def latents(prior: Callable[..., torch.Tensor], latent_dim: int, n: int, seed: int,
+            truncation: float | None = None) -> torch.Tensor:
+    """The (n, latent_dim) noise that `draw` decodes: drawn in chunks from `seed` alone, on the CPU."""
+    sampler = noise_prior(prior, truncation)
     g = torch.Generator().manual_seed(seed)
+    return torch.cat([sampler(min(CHUNK, n - start), latent_dim, "cpu", g) for start in range(0, n, CHUNK)])
+
+
+def decode(generator, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The generator's samples of noise `z` (of the classes `labels`), a chunk at a time."""
     chunks = []
     with torch.no_grad():
-        for start in range(0, n, CHUNK):
-            z = prior(min(CHUNK, n - start), latent_dim, "cpu", g)
-            condition = () if labels is None else (labels[start:start + len(z)],)
-            chunks.append(generator(z, *condition).float())
+        for start in range(0, len(z), CHUNK):
+            condition = () if labels is None else (labels[start:start + CHUNK],)
+            chunks.append(generator(z[start:start + CHUNK], *condition).float())
     return torch.cat(chunks)
+
+
+def draw(generator, prior, latent_dim: int, n: int, seed: int, labels: torch.Tensor | None = None,
+         truncation: float | None = None) -> torch.Tensor:
+    """`n` samples from noise drawn with `seed` (of the classes `labels`, for a conditional generator; truncated at
+    psi `truncation` if given): the same for a run and for its exported generator."""
+    return decode(generator, latents(prior, latent_dim, n, seed, truncation), labels)
 
 
 @dataclass
@@ -59,54 +97,87 @@ def labels_for(frequencies: torch.Tensor | None, n: int, seed: int, classes: lis
     return _conditioning.rows_of_classes(classes, per_row)[:n], per_row if len(classes) > 1 else None
 
 
-def _generate(plan, networks, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+def _generate(plan, networks, n: int, seed: int, labels: torch.Tensor | None = None,
+              truncation: float | None = None) -> torch.Tensor:
     prior = latent_sampler(plan.build_objective())
-    return draw(networks["generator"], prior, plan.latent_dim, n, seed, labels)
+    return draw(networks["generator"], prior, plan.latent_dim, n, seed, labels, truncation)
+
+
+@dataclass
+class Loaded:
+    """A generator to draw from, loaded from a run directory or a file written by `gan export`."""
+
+    generator: Any
+    prior: Callable[..., torch.Tensor]
+    latent_dim: int
+    value_range: tuple[float, float] | None
+    classes: tuple[str, ...] | None
+    """The class names of a conditional generator; None for an unconditional one."""
+    frequencies: torch.Tensor | None
+    """How often each class occurred in its training data."""
+    plan: Any = None
+    """The run's plan (None for an exported file): its dataset, for what compares samples with the data."""
+
+    def chosen_classes(self, asked: tuple[str, ...], source: Path) -> list[int] | None:
+        """The class indices of `--class` (names or indices); None where none is asked."""
+        return _conditioning.choose_classes(asked, self.classes, source) if asked else None
+
+
+def load_generator(registry: Registry, source: Path) -> Loaded:
+    """The generator of a run directory (its average where it keeps one) or of a `gan export` file."""
+    from . import export
+
+    if export.is_export(source):
+        exported = export.load(registry, source)
+        return Loaded(exported.generator, exported.prior, exported.latent_dim, exported.value_range,
+                      exported.classes, exported.class_frequencies)
+    plan, networks = load_networks(registry, source)
+    frequencies = plan.class_frequencies() if plan.classes else None
+    return Loaded(networks["generator"], latent_sampler(plan.build_objective()), plan.latent_dim,
+                  plan.spec.value_range, plan.classes, frequencies, plan)
 
 
 def samples_of(registry: Registry, source: Path, n: int | None, seed: int, classes: tuple[str, ...] = (),
-               for_metrics: bool = False) -> Drawn:
+               for_metrics: bool = False, truncation: float | None = None) -> Drawn:
     """`n` samples from a run directory or a file written by `gan export` (of the `classes` named, by name or
-    index, for a conditional one); None: 64, or a row of 8 for each class drawn."""
-    from . import export
-
+    index, for a conditional one; from noise truncated at psi `truncation` if given); None: 64, or a row of 8 for
+    each class drawn."""
     if n is not None and n < 1:
         raise UserError("-n must be at least 1")
-    if export.is_export(source):
-        exported = export.load(registry, source)
-        generator, prior, latent_dim = exported.generator, exported.prior, exported.latent_dim
-        names, frequencies, value_range = exported.classes, exported.class_frequencies, exported.value_range
-    else:
-        plan, networks = load_networks(registry, source)
-        generator, prior, latent_dim = networks["generator"], latent_sampler(plan.build_objective()), plan.latent_dim
-        names, value_range = plan.classes, plan.spec.value_range
-        frequencies = plan.class_frequencies() if names else None
-    chosen = _conditioning.choose_classes(classes, names, source) if classes else None
+    loaded = load_generator(registry, source)
+    chosen = loaded.chosen_classes(classes, source)
     if n is None:  # a row for each class drawn; 64 where there is one row or none
-        rows = chosen if chosen is not None else names or ()
+        rows = chosen if chosen is not None else loaded.classes or ()
         n = _conditioning.PER_ROW * len(rows) if len(rows) > 1 else 64
-    labels, per_row = labels_for(frequencies, n, seed, chosen, for_metrics)
-    return Drawn(draw(generator, prior, latent_dim, n, seed, labels), value_range, labels, per_row)
+    labels, per_row = labels_for(loaded.frequencies, n, seed, chosen, for_metrics)
+    samples = draw(loaded.generator, loaded.prior, loaded.latent_dim, n, seed, labels, truncation)
+    return Drawn(samples, loaded.value_range, labels, per_row)
 
 
-def sample(registry: Registry, source: Path, n: int | None, seed: int, out: Path, classes: tuple[str, ...] = ()
-           ) -> Path:
-    """Samples from a run directory, or from a generator file written by `gan export`, written to `out`; a
-    conditional generator draws the `classes` asked, or a row of each class."""
-    suffix = Path(out).suffix.lower()
-    if suffix not in (".png", ".pt", ".npy"):
-        raise UserError(f"-o {out}: use a .png, .pt or .npy file name")
-    drawn = samples_of(registry, source, n, seed, classes)
-    samples, value_range = drawn.samples, drawn.value_range
+SAMPLE_SUFFIXES = (".png", ".pt", ".npy")
+
+
+def output_path(out: Path, suffixes: tuple[str, ...] = SAMPLE_SUFFIXES) -> Path:
+    """`-o` checked (a file name with one of `suffixes`) and its folder made."""
     out = Path(out)
+    if out.suffix.lower() not in suffixes:
+        names = " or ".join(filter(None, (", ".join(suffixes[:-1]), suffixes[-1])))
+        raise UserError(f"-o {out}: use a {names} file name")
     if out.is_dir():
         raise UserError(f"-o {out} is a folder; give a file name")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"-o {out}: cannot make its folder ({error.strerror or error})") from None
+    return out
+
+
+def write_samples(samples: torch.Tensor, out: Path, value_range: tuple[float, float] | None,
+                  per_row: int | None = None) -> Path:
+    """Samples written as `gan sample` writes them: a .png picture, or raw .pt/.npy values."""
+    suffix = out.suffix.lower()
     if suffix == ".png":
-        render.save(samples, out, value_range, per_row=drawn.per_row)
+        render.save(samples, out, value_range, per_row=per_row)
     elif suffix == ".pt":
         torch.save(samples, out)
     else:
@@ -114,6 +185,15 @@ def sample(registry: Registry, source: Path, n: int | None, seed: int, out: Path
 
         np.save(out, samples.numpy())
     return out
+
+
+def sample(registry: Registry, source: Path, n: int | None, seed: int, out: Path, classes: tuple[str, ...] = (),
+           truncation: float | None = None) -> Path:
+    """Samples from a run directory, or from a generator file written by `gan export`, written to `out`; a
+    conditional generator draws the `classes` asked, or a row of each."""
+    out = output_path(out)
+    drawn = samples_of(registry, source, n, seed, classes, truncation=truncation)
+    return write_samples(drawn.samples, out, drawn.value_range, drawn.per_row)
 
 
 def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path) -> tuple[Path, float]:
@@ -141,8 +221,9 @@ def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path)
 def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int, seed: int,
              params: dict[str, Any] | None = None, *, extractor: str | None = None,
              extractor_params: dict[str, Any] | None = None, reference_split: str = "auto",
-             checkpoint_name: str = "last.pt", device: str = "cpu") -> dict[str, Any]:
-    """Run the named metrics (or every one that applies) on `n` samples; also saved to RUN_DIR/eval.json.
+             checkpoint_name: str = "last.pt", device: str = "cpu", truncation: float | None = None) -> dict[str, Any]:
+    """Run the named metrics (or every one that applies) on `n` samples (drawn from noise truncated at psi
+    `truncation` if given); also saved to RUN_DIR/eval.json.
 
     `params` ({name: value}) go to each chosen metric that declares them (`gan eval -p metric.NAME=VALUE`),
     `extractor_params` to the feature extractor (`-p extractor.NAME=VALUE`). Feature metrics compare with the
@@ -159,28 +240,36 @@ def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int
         registry, metrics, {"metric": params or {}, "extractor": extractor_params or {}}, extractor, reference,
         default_extractor=plan.dataset.extractor, device=device, seed=plan.settings.seed)
     labels = _conditioning.seeded_labels(plan.class_frequencies(), n, seed) if plan.classes else None
-    samples = _generate(plan, networks, n, seed, labels)
+    samples = _generate(plan, networks, n, seed, labels, truncation)
     fake = evaluation.ImageSet(samples, plan.spec.value_range,
-                               f"{n:,} samples of {run_dir} ({checkpoint_name}, seed {seed})", labels=labels)
+                               f"{n:,} samples of {run_dir} ({checkpoint_name}, seed {seed}{_truncated(truncation)})",
+                               labels=labels)
     report = evaluator.measure(fake, samples, plan.data, required=bool(metrics))
-    report = {"samples": n, "seed": seed, **report}
+    report = {"samples": n, "seed": seed, **({"truncation": truncation} if truncation is not None else {}), **report}
     (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
+def _truncated(truncation: float | None) -> str:
+    return "" if truncation is None else f", truncation psi {truncation:g}"
+
+
 def image_source(registry: Registry, text: str, n: int, seed: int, dataset_params: dict[str, Any],
-                 data_dir: str | None, reference_split: str) -> Any:
-    """What `gan eval --real/--fake SRC` names: a run or exported generator (n samples drawn), a folder of
-    images, or a dataset as NAME or NAME:train / NAME:heldout."""
+                 data_dir: str | None, reference_split: str, truncation: float | None = None) -> Any:
+    """What `gan eval --real/--fake SRC` names: a run or exported generator (n samples drawn, from noise truncated
+    at psi `truncation` if given), a folder of images, or a dataset as NAME or NAME:train / NAME:heldout."""
     from . import evaluation, export
     from . import params as params_mod
     from ._components import DataContext
 
     path = Path(text).expanduser()
     if path.is_file() and export.is_export(path) or (path / "checkpoints" / "last.pt").is_file():
-        drawn = samples_of(registry, path, n, seed, for_metrics=True)
-        return evaluation.ImageSet(drawn.samples, drawn.value_range, f"{n:,} samples of {path} (seed {seed})",
+        drawn = samples_of(registry, path, n, seed, for_metrics=True, truncation=truncation)
+        return evaluation.ImageSet(drawn.samples, drawn.value_range,
+                                   f"{n:,} samples of {path} (seed {seed}{_truncated(truncation)})",
                                    labels=drawn.labels)
+    if truncation is not None:
+        raise UserError(f"--truncation draws from a generator; {text} is not a run or a `gan export` file")
     if path.is_dir():
         return evaluation.read_image_folder(path)
     name, _, split = text.partition(":")
@@ -195,10 +284,12 @@ def image_source(registry: Registry, text: str, n: int, seed: int, dataset_param
 
 def compare(registry: Registry, real: str, fake: str, metrics: tuple[str, ...], n: int, seed: int,
             params: dict[str, dict[str, Any]], *, extractor: str | None = None, data_dir: str | None = None,
-            reference_split: str = "auto", device: str = "cpu") -> dict[str, Any]:
-    """Feature metrics of any two image sources (`gan eval --real SRC --fake SRC`): ours or another framework's."""
+            reference_split: str = "auto", device: str = "cpu", truncation: float | None = None) -> dict[str, Any]:
+    """Feature metrics of any two image sources (`gan eval --real SRC --fake SRC`): ours or another framework's;
+    `truncation` truncates the noise of a generator given as --fake."""
     reference = image_source(registry, real, n, seed, params.get("dataset", {}), data_dir, reference_split)
-    generated = image_source(registry, fake, n, seed, params.get("dataset", {}), data_dir, reference_split)
+    generated = image_source(registry, fake, n, seed, params.get("dataset", {}), data_dir, reference_split,
+                             truncation)
     from . import evaluation
 
     default = reference.dataset.extractor if reference.dataset is not None else None

@@ -1,4 +1,4 @@
-"""Pictures of samples: image grids, and scatter plots for 2D points."""
+"""Pictures of samples: image grids, looping GIFs of them, and scatter plots for 2D points."""
 from __future__ import annotations
 
 import math
@@ -9,13 +9,14 @@ import torch
 SCATTER_SIZE = 512
 
 
-def _scatter(points: torch.Tensor, path: Path) -> None:
+def _scatter(points: torch.Tensor, path: Path, centres: torch.Tensor | None = None) -> None:
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (SCATTER_SIZE, SCATTER_SIZE), "white")
     draw = ImageDraw.Draw(image)
     finite = points[torch.isfinite(points).all(dim=1)]
-    extent = float(finite.abs().max()) * 1.1 if len(finite) else 1.0
+    extent_of = torch.cat([finite, centres.float()]) if centres is not None else finite
+    extent = float(extent_of.abs().max()) * 1.1 if len(extent_of) else 1.0
     extent = max(extent, 1e-3)
     half = SCATTER_SIZE / 2
     draw.line([(half, 0), (half, SCATTER_SIZE)], fill=(220, 220, 220))
@@ -23,19 +24,23 @@ def _scatter(points: torch.Tensor, path: Path) -> None:
     for x, y in finite.tolist():
         px, py = half + x / extent * half, half - y / extent * half
         draw.ellipse([px - 1.5, py - 1.5, px + 1.5, py + 1.5], fill=(31, 119, 180))
+    for x, y in ([] if centres is None else centres.float().tolist()):  # drawn last: visible under the samples
+        px, py = half + x / extent * half, half - y / extent * half
+        draw.line([(px - 5, py - 5), (px + 5, py + 5)], fill=(214, 39, 40), width=2)
+        draw.line([(px - 5, py + 5), (px + 5, py - 5)], fill=(214, 39, 40), width=2)
     draw.text((4, 4), f"x, y in [-{extent:.3g}, {extent:.3g}]", fill=(80, 80, 80))
     image.save(path)
 
 
 def save(samples: torch.Tensor, path: Path, value_range: tuple[float, float] | None,
-         per_row: int | None = None) -> None:
+         per_row: int | None = None, centres: torch.Tensor | None = None) -> None:
     """Write `samples` as a picture: an image grid for (N, C, H, W) (square, or `per_row` to a row), a scatter plot
-    for (N, 2)."""
+    for (N, 2), with the data's mode `centres` (M, 2) as red crosses where they are known."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     samples = samples.detach().float().cpu()
     if samples.dim() == 2 and samples.shape[1] == 2:
-        _scatter(samples, path)
+        _scatter(samples, path, centres)
         return
     if samples.dim() == 2:  # flat vectors: show each as a one-row strip
         samples = samples[:, None, None, :]
@@ -61,14 +66,39 @@ def grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:
     return canvas
 
 
-def _save_grid(images: torch.Tensor, path: Path, value_range, nrow: int) -> None:
+def _grid_image(images: torch.Tensor, value_range, nrow: int):
     from PIL import Image
 
     lo, hi = value_range if value_range is not None else (float(images.min()), float(images.max()))
     tiled = grid(((images - lo) / max(hi - lo, 1e-12)).clamp(0, 1), nrow)
     # torchvision's save_image rounding: x * 255 + 0.5, truncated
     pixels = tiled.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
-    Image.fromarray(pixels).save(path)
+    return Image.fromarray(pixels)
+
+
+def _save_grid(images: torch.Tensor, path: Path, value_range, nrow: int) -> None:
+    _grid_image(images, value_range, nrow).save(path)
+
+
+def save_animation(frames: torch.Tensor, path: Path, value_range: tuple[float, float] | None, per_row: int,
+                   frame_ms: int = 100) -> None:
+    """An endlessly looping GIF of (T, N, C, H, W) images: frame t is the grid of `frames[t]`, `per_row` to a row.
+    One value range for every frame, so that brightness does not flicker between them."""
+    if frames.dim() != 5:
+        raise ValueError(f"an animation is drawn of images, not samples of shape {tuple(frames.shape[2:])}")
+    frames = frames.detach().float().cpu()
+    if value_range is None:
+        value_range = (float(frames.min()), float(frames.max()))
+    from PIL import Image
+
+    pictures = [_grid_image(frame, value_range, per_row) for frame in frames]
+    # GIF frames hold 256 colours: grey images are exact in them; colour ones are not dithered, since dither noise
+    # that changes from frame to frame flickers and does not compress
+    pictures = [picture.convert("L") if frames.shape[2] == 1 else picture.quantize(dither=Image.Dither.NONE)
+                for picture in pictures]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
 
 
 def save_pairs(inputs: torch.Tensor, outputs: torch.Tensor, path: Path, value_range, per_row: int = 8) -> None:

@@ -382,7 +382,8 @@ class Trainer:
         tmp = path.with_name(f".{path.stem}.tmp.png")  # a grid appears whole or not at all
         try:
             render.save(samples, tmp, self.plan.data.value_range,
-                        per_row=_conditioning.PER_ROW if self.fixed_labels is not None else None)
+                        per_row=_conditioning.PER_ROW if self.fixed_labels is not None else None,
+                        centres=self.plan.data.mode_centers)
             os.replace(tmp, path)
         except OSError as error:
             tmp.unlink(missing_ok=True)
