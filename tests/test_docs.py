@@ -21,6 +21,8 @@ from gan_registry import hookspecs, testing
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 HOOK_PAGE = DOCS / "reference" / "hooks.md"
+FENCED = re.compile(r"^(`{3,}|~{3,}).*?^\1[ \t]*$", re.M | re.S)  # a code block, up to its closing fence
+IMAGE = re.compile(r"""!\[[^\]]*\]\(\s*<?([^)\s>]+)>?[^)]*\)|<img\b[^>]*?\bsrc\s*=\s*["']([^"']+)["']""", re.I)
 
 
 def hookspec_functions() -> list:
@@ -133,3 +135,35 @@ def test_readme_lists_every_builtin_distribution():
     for pyproject in sorted(ROOT.glob("plugins/*/pyproject.toml")):
         name = tomllib.loads(pyproject.read_text())["project"]["name"]
         assert f"| `{name}` |" in readme, f"README.md's plugin table lacks {name}"
+
+
+def images_shown(page: Path) -> list[str]:
+    """The image addresses of a page's Markdown `![alt](src)` and `<img src=...>`, outside code blocks."""
+    return [markdown or html for markdown, html in IMAGE.findall(FENCED.sub("", page.read_text()))]
+
+
+def test_images_shown_are_found_in_markdown_and_html_but_not_in_code():
+    page = "![a](one.png){ width=\"9\" }\n<img alt=\"b\" src='two.png'>\n```markdown\n![c](three.png)\n```\n"
+    assert IMAGE.findall(FENCED.sub("", page)) == [("one.png", ""), ("", "two.png")]
+
+
+def test_every_image_a_page_shows_exists():
+    missing = [f"{page.relative_to(DOCS)}: {src}" for page in sorted(DOCS.rglob("*.md")) for src in images_shown(page)
+               if not re.match(r"[a-z][a-z0-9+.-]*:", src, re.I)  # not http:, data:, ...
+               and not (page.parent / src.split("#")[0].split("?")[0]).is_file()]
+    assert not missing, "images not found:\n" + "\n".join(missing)
+
+
+TUTORIAL_PAGES = sorted((DOCS / "tutorials").glob("*.md"))
+
+
+@pytest.mark.parametrize("page", TUTORIAL_PAGES, ids=lambda page: page.stem)
+def test_every_tutorial_page_shows_a_picture(page):
+    """Each tutorial shows what the reader's own run draws (docs/_quality/make_tutorial_pictures.py remakes them)."""
+    assert images_shown(page), f"tutorials/{page.name} shows no picture"
+
+
+@pytest.mark.parametrize("page", TUTORIAL_PAGES, ids=lambda page: page.stem)
+def test_every_built_tutorial_page_has_an_img(page, site):
+    built = site / "tutorials" / ("" if page.stem == "index" else page.stem) / "index.html"
+    assert "<img" in built.read_text(), built
