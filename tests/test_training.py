@@ -33,7 +33,7 @@ def test_gaussians_run_writes_run_directory_and_samples(tmp_path):
     assert [r["step"] for r in records] == [40, 80, 120]
     assert all(r["images_per_s"] > 0 and np.isfinite(r["loss/discriminator"]) for r in records)
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
-        "final-step-0000120.png", "step-0000060.png", "step-0000120.png"]
+        "final-step-0000120.png", "step-0000060.png", "step-0000120.png", "training.gif"]
     assert "step 120 epoch" in result.stderr  # plain log lines when stderr is not a terminal
 
     for name in ("s.npy", "s.pt", "s.png"):  # in-process: the run above is the real subprocess
