@@ -65,8 +65,10 @@ class StopSignals:
                     " (Ctrl-C again to abort)\n".encode())
 
     def on_step_end(self, trainer: Any) -> None:
-        if self.requested is None or trainer.finished:
+        # Every rank of a distributed run stops at the step where any of them got the signal.
+        if not trainer.world.any(self.requested is not None) or trainer.finished:
             return  # on the last step the run ends as usual, final grid and checkpoint included
+        self.requested = self.requested or signal.SIGTERM
         trainer.flush_log()
         path = trainer.save()
         raise Interrupted(trainer.step, path, self.requested.name, STOP_EXIT_CODES[self.requested])
@@ -233,25 +235,28 @@ class Evaluation:
         from ._conditioning import seeded_labels
         from .checkpoint import preserved_rng
         from .evaluation import ImageSet
-        from .generate import draw
+        from .generate import decode, latents
 
         import time
 
         started = time.perf_counter()
-        evaluator, settings = run.plan.evaluator, run.plan.settings
-        generator, device = run.sampling_generator, run.device
-        labels = None if run.class_frequencies is None else seeded_labels(run.class_frequencies, settings.eval_samples, seed)
+        evaluator, settings, world = run.plan.evaluator, run.plan.settings, run.world
+        generator, device, n = run.sampling_generator, run.device, settings.eval_samples
+        labels = None if run.class_frequencies is None else seeded_labels(run.class_frequencies, n, seed)
         was_training = generator.training
         with preserved_rng():
+            # The noise of all n samples, the same on every rank; each rank generates and extracts its share.
+            z, share = latents(run.prior, run.plan.latent_dim, n, seed), world.share(n)
             try:
                 generator.eval()
-                samples = draw(lambda z, *c: generator(z.to(device), *(t.to(device) for t in c)).cpu(), run.prior,
-                               run.plan.latent_dim, settings.eval_samples, seed, labels)
+                mine = decode(lambda z, *c: generator(z.to(device), *(t.to(device) for t in c)).cpu(), z[share],
+                              None if labels is None else labels[share])
             finally:
                 generator.train(was_training)
-            fake = ImageSet(samples, run.plan.spec.value_range, f"{settings.eval_samples:,} samples (seed {seed})",
-                            labels=labels)
-            report = evaluator.measure(fake, samples, run.plan.data)
+            samples = world.gather(mine, n)
+            fake = ImageSet(mine, run.plan.spec.value_range, f"{n:,} samples (seed {seed})", labels=labels)
+            gather = (lambda t: world.gather(t, n)) if world.joined else None
+            report = evaluator.measure(fake, samples, run.plan.data, gather=gather)
         values = {key: value for result in report["metrics"].values() for key, value in result.items()
                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
         record = {"step": run.step, "epoch": run.epoch, **{f"{prefix}/{k}": v for k, v in values.items()}}
@@ -338,8 +343,9 @@ class GeneratorAverage:
                     (settings.seed * 1_000_003 + run.step + AVERAGE_NOISE_OFFSET) % 2**63)
                 was_training = average.training
                 average.train()
-                average(run.prior(settings.batch_size, run.plan.latent_dim, run.device, noise),
-                        *run.condition(settings.batch_size, noise))
+                # The global batch's noise on every rank, each passing its slice (a synced BatchNorm sees all).
+                z = run.prior(settings.batch_size, run.plan.latent_dim, run.device, noise)
+                average(run.world.local(z), *map(run.world.local, run.condition(settings.batch_size, noise)))
                 average.train(was_training)
 
 
@@ -413,26 +419,29 @@ class Progress:
 
 # The order keeps what a run leaves consistent: check values before anything is written, write the log
 # line, then the grid, then the checkpoint of that grid, and stop on a signal last.
+# In a distributed run the guard and the signal handler run on every rank (all must stop at the same step);
+# what writes runs on rank 0 alone.
 BUILTIN = (
-    ("non-finite-guard", 10, NonFiniteGuard, "stop a run whose losses or weights turn NaN or infinite"),
-    ("progress", 30, Progress, "a progress bar on a terminal, log lines on stderr elsewhere"),
-    ("sample-grids", 40, SampleGrids, "grids of a fixed noise batch each epoch (or --sample-every)"),
-    ("checkpoints", 50, Checkpoints, "checkpoints/last.pt with each grid and at the end"),
-    ("stop-signals", 90, StopSignals, "SIGINT/SIGTERM: checkpoint the step reached and stop"),
+    ("non-finite-guard", 10, NonFiniteGuard, "stop a run whose losses or weights turn NaN or infinite", True),
+    ("progress", 30, Progress, "a progress bar on a terminal, log lines on stderr elsewhere", False),
+    ("sample-grids", 40, SampleGrids, "grids of a fixed noise batch each epoch (or --sample-every)", False),
+    ("checkpoints", 50, Checkpoints, "checkpoints/last.pt with each grid and at the end", False),
+    ("stop-signals", 90, StopSignals, "SIGINT/SIGTERM: checkpoint the step reached and stop", True),
 )
 
 
 @hookimpl
 def register_callbacks(register):
-    for name, order, cls, summary in BUILTIN:
-        register(Callback(name=name, summary=summary, factory=lambda params, cls=cls: cls(), always=True, order=order))
+    for name, order, cls, summary, every_rank in BUILTIN:
+        register(Callback(name=name, summary=summary, factory=lambda params, cls=cls: cls(), always=True, order=order,
+                          every_rank=every_rank))
     register(Callback(name="jsonl-log", summary="metrics.jsonl: step, epoch, losses, learning rates, images/s per log line",
                       factory=lambda params: JsonlLog(), always=True, logger=True, order=20))
     register(Callback(name="csv", summary="metrics.csv: the log as a table (a column per value)",
                       factory=lambda params: CsvLog(), logger=True, order=21))
     # After the grid, before the checkpoint of that step: best.pt and last.pt then agree on the best so far.
     register(Callback(name="evaluation", summary="--eval-every: metrics during training, checkpoints/best.pt",
-                      factory=lambda params: Evaluation(), order=45))
+                      factory=lambda params: Evaluation(), order=45, every_rank=True))
     # First at each step's end: grids, evaluations and checkpoints of a step see its average.
     register(Callback(name="generator-ema", summary="--ema/--ema-half-life: a moving average of the generator",
-                      params=AverageParams, factory=GeneratorAverage, order=5))
+                      params=AverageParams, factory=GeneratorAverage, order=5, every_rank=True))

@@ -206,9 +206,28 @@ class Batch:
     shared: Any = field(default=None, repr=False, compare=False)
     """The engine's store of this step's generated batch (see `fake`); None outside the engine."""
 
+    world: Any = field(default=None, repr=False, compare=False)
+    """The processes of a distributed run (None in one process): `size` is then this rank's share of the batch."""
+
     def noise(self, n: int | None = None) -> Any:
-        """`n` (default: the batch size) latent vectors from the run's prior."""
-        return self.prior(n or self.size, self.latent_dim, self.device)
+        """`n` (default: the batch size) latent vectors from the run's prior.
+
+        In a distributed run every rank draws the noise of the global batch (`n` times the world size) and
+        keeps its slice: the ranks' random states stay equal, and the run draws what one process would."""
+        n = n or self.size
+        if self.world is None or self.world.size == 1:
+            return self.prior(n, self.latent_dim, self.device)
+        return self.world.local(self.prior(n * self.world.size, self.latent_dim, self.device))
+
+    def rand(self, n: int | None = None) -> Any:
+        """`n` (default: the batch size) uniform numbers in [0, 1), one per sample (e.g. WGAN-GP's interpolation
+        weights), drawn for the global batch and sliced as `noise` is."""
+        import torch
+
+        n = n or self.size
+        ranks = 1 if self.world is None else self.world.size
+        drawn = torch.rand(n * ranks, device=self.device)
+        return drawn if ranks == 1 else self.world.local(drawn)
 
     def fake(self, generator: Any) -> Any:
         """`generator(self.noise())`: the generated batch of this phase, with the graph through the generator.
@@ -456,6 +475,9 @@ class Callback(Component):
     """Callbacks run in ascending order at each event (ties by name)."""
     logger: bool = False
     """A logger: `gan run --log NAME` adds it (the JSONL log is always on; `gan list callbacks` marks loggers)."""
+    every_rank: bool = False
+    """Called in every process of a distributed run: it takes part in collectives, or keeps state each rank needs
+    (the generator average). False: called on rank 0 alone, the one process that writes the run folder."""
 
 
 @dataclass(frozen=True)

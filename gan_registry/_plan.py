@@ -72,6 +72,9 @@ class Settings:
     """Deterministic kernels only (CUDA runs then resume bit-exact too); off: cuDNN autotunes convolutions."""
     conditional: bool = False
     """Condition the generator and discriminator on the dataset's class labels (`--conditional`)."""
+    sync_bn: bool | None = None
+    """Distributed runs: BatchNorm statistics of the global batch (None, the default, or True) or of each rank's
+    share (False: `--no-sync-bn`, DistributedDataParallel's way; the statistics are then averaged each step)."""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,7 +105,7 @@ class Settings:
         if self.precision not in PRECISION_NAMES:
             raise UserError(f"--precision must be one of {', '.join(PRECISION_NAMES)}, got {self.precision!r}")
         for name, allowed in (("compile", (bool,)), ("deterministic", (bool,)), ("conditional", (bool,)),
-                              ("channels_last", (bool, type(None))),
+                              ("channels_last", (bool, type(None))), ("sync_bn", (bool, type(None))),
                               ("compile_backend", (str,))):
             if not isinstance(getattr(self, name), allowed):
                 raise UserError(f"{name} must be {' or '.join(t.__name__ for t in allowed)}, got {getattr(self, name)!r}")

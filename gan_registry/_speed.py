@@ -40,8 +40,11 @@ def input_gradients(outputs: torch.Tensor, inputs: torch.Tensor, *, create_graph
 class Precision:
     """Autocast and, for fp16, one GradScaler per phase (each optimiser's gradients overflow on their own)."""
 
-    def __init__(self, name: str, device: torch.device, phase_names: list[str]) -> None:
-        self.name, self.device = name, device
+    def __init__(self, name: str, device: torch.device, phase_names: list[str],
+                 reduce: Any = None) -> None:
+        """`reduce(optimizer)`: what happens to the gradients between backward and step (a distributed run
+        averages them over its ranks)."""
+        self.name, self.device, self.reduce = name, device, reduce
         self.dtype = PRECISIONS[name]
         self.scalers = {phase: torch.amp.GradScaler(device.type) for phase in phase_names} if name == "16" else {}
 
@@ -65,9 +68,13 @@ class Precision:
         scaler = self.scalers.get(phase)
         if scaler is None:
             loss.backward()
+            if self.reduce is not None:
+                self.reduce(optimizer)
             optimizer.step()
             return None
         scaler.scale(loss).backward()
+        if self.reduce is not None:  # scaled: an overflow on one rank is an inf on all, and all skip the step
+            self.reduce(optimizer)
         scaler.step(optimizer)
         before = scaler.scale(torch.ones((), device=loss.device))  # the scale as a new tensor: no host sync
         scaler.update()

@@ -66,10 +66,19 @@ class Run:
         from ._plan import make_plan
         from .runs import check_new_run_dir, default_run_dir
 
+        from ._distributed import join
+        from .training import resolve_device
+
         registry = registry if registry is not None else load_plugins()
         plan = make_plan(registry, settings)
-        run_dir = Path(out) if out is not None else default_run_dir(plan.settings)
-        check_new_run_dir(run_dir)
+        world, _ = join(resolve_device(plan.settings.device))
+
+        def choose() -> Path:  # in a distributed run rank 0 names and checks the folder for all
+            chosen = Path(out) if out is not None else default_run_dir(plan.settings)
+            check_new_run_dir(chosen)
+            return chosen
+
+        run_dir = world.decide(choose)
         run = cls(registry, plan, run_dir, started=False, progress=progress)
         run._default_dir = out is None
         return run
@@ -99,8 +108,11 @@ class Run:
                 changes["device"] = device
             if changes:
                 self._plan.settings = dataclasses.replace(self._plan.settings, **changes)
-            if self._default_dir and self.dir.exists():  # another run took this second's name meanwhile
-                self.dir = runs.default_run_dir(self._plan.settings)
+            if self._default_dir:  # another run took this second's name meanwhile
+                from ._distributed import current
+
+                self.dir = current().decide(
+                    lambda: runs.default_run_dir(self._plan.settings) if self.dir.exists() else self.dir)
             trainer = runs.begin(self._plan, self.dir, self._progress)
             try:
                 runs.train_new(trainer)
@@ -120,7 +132,7 @@ class Run:
                 settings = dataclasses.replace(self._trainer.plan.settings, steps=steps, epochs=epochs)
                 self._trainer.plan.settings = settings
             runs.check_more_to_do(self._trainer)
-            runs.write_config(self.dir, self._trainer.plan)
+            runs.write_config(self.dir, self._trainer.plan, self._trainer.world, self._trainer.step)
         s = self._trainer.plan.settings
         try:
             self._trainer.train(max_steps=s.steps, max_epochs=s.epochs)

@@ -44,6 +44,8 @@ def rng_state() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
+        # The training device's: a distributed run's rank r trains on cuda:r, and any rank may resume it.
+        state["cuda_current"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -55,6 +57,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+        if "cuda_current" in state:
+            torch.cuda.set_rng_state(state["cuda_current"])
 
 
 @contextlib.contextmanager

@@ -20,6 +20,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (UserError, PluginLoadError) as error:
+            if getattr(error, "quiet", False):  # a distributed run's other ranks: rank 0 says it once
+                ctx.exit(2)
             raise _fail(str(error)) from None
         except click.UsageError as error:  # a bad flag or value: one line too, with where to look
             where = error.ctx.command_path if error.ctx is not None else ctx.command_path
@@ -283,16 +285,33 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
               help="Deterministic kernels only: CUDA runs resume bit-exact too, somewhat slower.")
 @click.option("--conditional", "conditional", is_flag=True, default=None,
               help="Condition the generator and discriminator on the dataset's class labels (gan sample --class).")
+@click.option("--nproc", type=click.IntRange(min=1), metavar="N",
+              help="Train data-parallel in N processes on this machine (hands the command to torchrun; one per GPU).")
+@click.option("--sync-bn/--no-sync-bn", "sync_bn", default=None,
+              help="Distributed runs: BatchNorm statistics of the global batch (default) or of each process's share.")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
-def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | None, no_progress: bool, **flags: Any) -> None:
+def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | None, no_progress: bool,
+                nproc: int | None, **flags: Any) -> None:
     """Train a GAN: gan run --arch mlp --objective gan --dataset gaussians."""
     from .api import Run
 
     settings = _settings(config_path, flags, param)
-    run = Run.from_settings(settings, out=out, registry=_registry(), progress=not no_progress).train()
-    click.echo(f"done: {run.dir}")
+    run = Run.from_settings(settings, out=out, registry=_registry(), progress=not no_progress)
+    if nproc is not None:  # checked here first: a mistake is one line and exit 2, before any process starts
+        from ._distributed import hand_to_torchrun
+
+        hand_to_torchrun(nproc, run._plan.settings, extra=() if out is not None else ("--out", str(run.dir)))
+    run.train()
+    _done(run.dir)
+
+
+def _done(run_dir: Path) -> None:
+    from ._distributed import current
+
+    if current().main:
+        click.echo(f"done: {run_dir}")
 
 
 @cli.command("resume")
@@ -300,15 +319,23 @@ def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | No
 @click.option("--epochs", type=int, help="New total number of epochs.")
 @click.option("--steps", type=int, help="New total number of generator steps.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--nproc", type=click.IntRange(min=1), metavar="N",
+              help="Go on data-parallel in N processes (any number: checkpoints do not depend on it).")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
-def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device: str | None, no_progress: bool) -> None:
+def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device: str | None, nproc: int | None,
+                   no_progress: bool) -> None:
     """Continue a run from its last checkpoint, to a new total if given."""
     from .api import Run
 
     if epochs is not None and steps is not None:
         raise UserError("give --epochs or --steps, not both")
-    Run.open(run_dir, registry=_registry(), progress=not no_progress).train(steps=steps, epochs=epochs, device=device)
-    click.echo(f"done: {run_dir}")
+    run = Run.open(run_dir, registry=_registry(), progress=not no_progress)
+    if nproc is not None:
+        from ._distributed import hand_to_torchrun
+
+        hand_to_torchrun(nproc, run._plan.settings)
+    run.train(steps=steps, epochs=epochs, device=device)
+    _done(run_dir)
 
 
 @cli.command("sample")

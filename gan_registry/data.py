@@ -64,10 +64,17 @@ class _OrderSampler(torch.utils.data.Sampler):
 
 
 class Batches:
-    """Endless full batches; `epoch` and `position` say where it stands."""
+    """Endless full batches; `epoch` and `position` say where it stands.
+
+    In a distributed run (`world`) `batch_size` is the global batch: every rank walks the same order of global
+    batches and is handed its own slice of each, so `epoch` and `position` mean the same whatever the world size.
+    """
 
     def __init__(self, source: Any, batch_size: int, seed: int, device: torch.device, workers: int = 2,
-                 labels: torch.Tensor | None = None) -> None:
+                 labels: torch.Tensor | None = None, world: Any = None) -> None:
+        from ._distributed import SINGLE
+
+        self.world = world or SINGLE
         self.in_memory = isinstance(source, torch.Tensor)
         if labels is not None and len(labels) != len(source):
             raise ValueError(f"{len(labels)} labels for {len(source)} samples")
@@ -91,18 +98,20 @@ class Batches:
         self._iter = None
 
     def _epoch_iter(self) -> Iterator[torch.Tensor]:
-        order = epoch_order(self.n, self.seed, self.epoch)[: self.per_epoch * self.batch_size]
-        start = self.position * self.batch_size
+        global_order = epoch_order(self.n, self.seed, self.epoch)[: self.per_epoch * self.batch_size]
+        # This rank's slice of each global batch, the batches in the same order on every rank.
+        order = global_order.view(self.per_epoch, self.batch_size)[:, self.world.share(self.batch_size)].reshape(-1)
+        size = len(order) // self.per_epoch
+        start = self.position * size
         if self.in_memory:
             order = order.to(self.device)
-            for i in range(start, len(order), self.batch_size):
-                self.last_labels = None if self.labels is None else self.labels.index_select(
-                    0, order[i : i + self.batch_size])
-                yield self.source.index_select(0, order[i : i + self.batch_size])
+            for i in range(start, len(order), size):
+                self.last_labels = None if self.labels is None else self.labels.index_select(0, order[i : i + size])
+                yield self.source.index_select(0, order[i : i + size])
             return
         loader = torch.utils.data.DataLoader(
             self.source,
-            batch_size=self.batch_size,
+            batch_size=size,
             sampler=_OrderSampler(order[start:]),
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
@@ -119,7 +128,7 @@ class Batches:
             if isinstance(batch, (list, tuple)):
                 batch = batch[0]
             if label_order is not None:  # the sampler hands out indices in this order
-                self.last_labels = self.labels.index_select(0, label_order[i * self.batch_size:(i + 1) * self.batch_size])
+                self.last_labels = self.labels.index_select(0, label_order[i * size:(i + 1) * size])
             yield batch.to(self.device, non_blocking=True)
 
     def close(self) -> None:

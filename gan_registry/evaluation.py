@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -251,11 +251,13 @@ class Evaluator:
         return protocol
 
     def measure(self, fake: ImageSet, samples: torch.Tensor | None = None, data: Any = None,
-                required: bool = True) -> dict[str, Any]:
+                required: bool = True, gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
         """Every chosen metric on these generated images: {"metrics", "skipped", "protocol"}.
 
         Sample metrics get `samples` (in the data's value range) and `data`; feature metrics the features of
         `fake` and of the reference. A metric that does not apply is an error when `required`, else skipped.
+        `gather` (a distributed run's evaluation): `fake` is this rank's share of the images, `fake.labels` those
+        of all of them, and `gather` joins each rank's features in rank order.
         """
         results: dict[str, Any] = {}
         skipped: dict[str, str] = {}
@@ -269,6 +271,10 @@ class Evaluator:
                             raise IncompatibleError("it compares images, and these samples are not images")
                         if fake_features is None:
                             fake_features = self.features(fake)
+                            if gather is not None:
+                                logits = fake_features.logits
+                                fake_features = Features(gather(fake_features.features),
+                                                         None if logits is None else gather(logits), fake.labels)
                         results[metric.name] = measure(fake_features, self.reference_features())
                     else:
                         if samples is None or data is None:

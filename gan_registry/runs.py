@@ -44,9 +44,30 @@ def check_new_run_dir(run_dir: Path) -> None:
         raise UserError(f"--out {run_dir} is not empty; give a new or empty folder for the run")
 
 
-def write_config(run_dir: Path, plan: Plan) -> None:
+def _processes(run_dir: Path, world: Any, step: int) -> list[dict[str, Any]]:
+    """config.json's record of the processes that trained the run, each from the step it started at: facts of
+    the run (a resume on another world size adds an entry), never settings a resume reuses."""
+    try:
+        previous = json.loads((run_dir / CONFIG_NAME).read_text()).get("processes", [])
+    except (OSError, ValueError, AttributeError):
+        previous = []
+    previous = [p for p in previous if isinstance(p, dict) and isinstance(p.get("from_step"), int)
+                and p["from_step"] < step] if isinstance(previous, list) else []
+    now = {"from_step": step, **world.record()}
+    if previous and {k: v for k, v in previous[-1].items() if k != "from_step"} == world.record():
+        return previous
+    return previous + [now]
+
+
+def write_config(run_dir: Path, plan: Plan, world: Any = None, step: int = 0) -> None:
+    """The run's config.json; in a distributed run rank 0 alone writes it."""
     import torch
 
+    from ._distributed import current
+
+    world = world or current()
+    if not world.main:
+        return
     config = {
         "settings": plan.settings.as_dict(),
         "components": plan.component_record(),
@@ -54,6 +75,7 @@ def write_config(run_dir: Path, plan: Plan) -> None:
         "value_range": list(plan.spec.value_range) if plan.spec.value_range else None,
         "latent_dim": plan.latent_dim,
         "versions": {"gan-registry": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "processes": _processes(run_dir, world, step),
     }
     path = run_dir / CONFIG_NAME
     tmp = path.with_name(f".{CONFIG_NAME}.tmp")
@@ -146,22 +168,27 @@ def begin(plan: Plan, run_dir: Path, progress: bool):
     """Seed, build the trainer and write the run folder's config: a new run, ready to train."""
     from .training import Trainer, resolve_device, seed_everything
 
+    from ._distributed import join
+
     settings = plan.settings
-    device = resolve_device(settings.device)
-    check_new_run_dir(run_dir)
+    world, device = join(resolve_device(settings.device))
+    world.decide(lambda: check_new_run_dir(run_dir))  # rank 0 looks; every rank stops if it must
     seed_everything(settings.seed)
-    trainer = Trainer(plan, run_dir, device, progress=progress)
+    trainer = Trainer(plan, run_dir, device, progress=progress, world=world)
     trainer.made_run_dir = not run_dir.exists()  # an empty folder the user gave is theirs: never removed
+    if not world.main:  # the other ranks never touch the run folder
+        return trainer
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"--out {run_dir}: cannot make the run folder ({error.strerror or error})") from None
     try:
-        write_config(run_dir, plan)
+        write_config(run_dir, plan, world)
     except BaseException:
         remove_unfinished(trainer)
         raise
-    print(f"run directory: {run_dir}", flush=True)
+    print(f"run directory: {run_dir}" + (f" ({world.size} processes, {world.backend})" if world.joined else ""),
+          flush=True)
     if plan.suggested:
         taken = ", ".join(f"{key}={value}" for key, value in plan.suggested.items())
         print(f"dataset '{plan.dataset.name}' suggests {taken}; used where you set nothing", flush=True)
@@ -171,6 +198,7 @@ def begin(plan: Plan, run_dir: Path, progress: bool):
 def reopen(registry: Registry, run_dir: Path, *, steps: int | None = None, epochs: int | None = None,
            device: str | None = None, progress: bool = False):
     """The trainer of an existing run at its last checkpoint, with a new total length if given."""
+    from ._distributed import join
     from .training import Trainer, resolve_device
 
     run_dir = Path(run_dir)
@@ -180,13 +208,16 @@ def reopen(registry: Registry, run_dir: Path, *, steps: int | None = None, epoch
     if device is not None:
         overrides["device"] = device
     plan, _ = plan_for_run(registry, run_dir, **overrides)
+    world, device = join(resolve_device(plan.settings.device))
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
-    trainer = Trainer(plan, run_dir, resolve_device(plan.settings.device), progress=progress)
+    trainer = Trainer(plan, run_dir, device, progress=progress, world=world)
     with _fitting(run_dir):
         trainer.load_state_dict(state)
     check_more_to_do(trainer)
-    write_config(run_dir, plan)
-    print(f"resuming {run_dir} at step {trainer.step}", flush=True)
+    write_config(run_dir, plan, world, trainer.step)
+    if world.main:
+        print(f"resuming {run_dir} at step {trainer.step}"
+              + (f" on {world.size} processes ({world.backend})" if world.joined else ""), flush=True)
     return trainer
 
 
@@ -223,6 +254,8 @@ def run_contents(run_dir: Path) -> str:
 def remove_unfinished(trainer) -> None:
     """Undo a run that stopped before its first checkpoint: its folder if the run made it, else only its files."""
     run_dir = trainer.run_dir
+    if not trainer.world.main:
+        return
     try:
         if getattr(trainer, "made_run_dir", False):
             shutil.rmtree(run_dir)

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _conditioning, _speed, checkpoint, render
+from . import _conditioning, _distributed, _speed, checkpoint, render
 from ._components import Batch, latent_sampler
 from ._plan import EMA_KEY, Plan
 from .data import Batches
-from .errors import PluginFailure
+from .errors import PluginFailure, RunStopped, UserError
 from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919
@@ -142,12 +142,19 @@ class Trainer:
     """Holds the models, optimisers, data position and counters of one run."""
 
     def __init__(self, plan: Plan, run_dir: Path, device: torch.device, *, progress: bool = True,
-                 callbacks: list[Any] | None = None) -> None:
-        """`callbacks` replaces the plan's (every run's built-in ones and those asked for): [] trains, nothing more."""
+                 callbacks: list[Any] | None = None, world: _distributed.World | None = None) -> None:
+        """`callbacks` replaces the plan's (every run's built-in ones and those asked for): [] trains, nothing more.
+        `world`: the processes of a distributed run (default: the one this process joined, if any)."""
         s = plan.settings
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
+        self.world = world or _distributed.current()
+        _distributed.check_batch(self.world, s.batch_size)
         _speed.configure_kernels(device, s.deterministic)
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
+        self.rank_statistics: list[torch.Tensor] = []
+        """The BatchNorm statistics of a distributed run with --no-sync-bn: averaged over the ranks each step."""
+        if self.world.joined and _distributed.batchnorms(self.models):
+            self._distribute_batchnorm(s.sync_bn)
         images = len(plan.spec.sample_shape) == 3
         self.channels_last = s.channels_last if s.channels_last is not None else device.type == "cuda" and images
         if self.channels_last:
@@ -172,8 +179,10 @@ class Trainer:
             self.trained["generator"], self.trained["discriminator"] = maker, self.judge
         self.objective = plan.build_objective()
         self.phases = plan.build_phases(self.objective, self.trained)
-        self.precision = _speed.Precision(s.precision, device, [p.name for p in self.phases])
-        self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device, labels=plan.load_labels())
+        self.precision = _speed.Precision(s.precision, device, [p.name for p in self.phases],
+                                          reduce=self._reduce_gradients if self.world.joined else None)
+        self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device, labels=plan.load_labels(),
+                               world=self.world)
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._piece_parameters = list(self.pieces.parameters())  # walking the modules each phase costs ~3 %
         self._trained_by = [
@@ -209,10 +218,28 @@ class Trainer:
         else:
             self.callbacks = list(callbacks)
             self._callback_components = [None] * len(self.callbacks)
+        if not self.world.main:  # rank 0 alone writes: the others keep the callbacks every rank must run
+            kept = [(c, component) for c, component in zip(self.callbacks, self._callback_components)
+                    if component is None or component.every_rank]
+            self.callbacks, self._callback_components = [c for c, _ in kept], [component for _, component in kept]
         self.total_steps: int | None = None
         self._max_steps: int | None = None
         self._max_epochs: int | None = None
         self._reset_log()
+
+    def _distribute_batchnorm(self, sync: bool | None) -> None:
+        """BatchNorm of the global batch (--sync-bn, the default), or of each rank's share (--no-sync-bn)."""
+        if sync is False:
+            local = self.plan.settings.batch_size // self.world.size
+            if local < 2:
+                raise UserError(f"--no-sync-bn: each of the {self.world.size} processes would normalise a batch of"
+                                f" {local}, which BatchNorm cannot; drop --no-sync-bn or raise --batch-size")
+            self.rank_statistics = [b for m in _distributed.batchnorms(self.models) for b in m.buffers()]
+            return
+        _distributed.synchronise_batchnorm(self.models)
+
+    def _reduce_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        self.world.reduce_gradients(p for group in optimizer.param_groups for p in group["params"])
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -265,8 +292,12 @@ class Trainer:
                 callback.load_state_dict(saved[component.name])
 
     def save(self) -> Path:
-        """Write the checkpoint of the step reached; a duty that objects (non-finite weights) keeps the old one."""
+        """Write the checkpoint of the step reached; a duty that objects (non-finite weights) keeps the old one.
+        In a distributed run rank 0 writes it (the ranks hold the same weights)."""
         self._call("before_save")
+        if not self.world.main:
+            self.saved_step = self.step
+            return self.checkpoint_path
         checkpoint.save_kept(self.state_dict(), self.checkpoint_path, self.step, self.plan.settings.keep)
         self.saved_step = self.step
         return self.checkpoint_path
@@ -275,7 +306,8 @@ class Trainer:
         """A checkpoint of the step reached under another name in checkpoints/ (e.g. best.pt); last.pt is untouched."""
         self._call("before_save")
         path = self.checkpoint_path.with_name(name)
-        checkpoint.save_atomic(self.state_dict(), path)
+        if self.world.main:
+            checkpoint.save_atomic(self.state_dict(), path)
         return path
 
     def evaluated(self, record: dict[str, Any], seconds: float = 0.0) -> None:
@@ -310,7 +342,8 @@ class Trainer:
     def _run_step(self, sums: dict[str, torch.Tensor], counts: Counter) -> int:
         """One generator step with all its phases; returns the number of real samples used."""
         used = 0
-        latent, size = self.plan.latent_dim, self.plan.settings.batch_size
+        world = self.world
+        latent, size = self.plan.latent_dim, self.plan.settings.batch_size // world.size
         shared = self.shared_fake  # empty: the end of the previous step cleared it
         judge, labels = self.judge, None
         if judge is not None:
@@ -330,11 +363,11 @@ class Trainer:
                     if real is not None:
                         labels = self.batches.last_labels
                     elif labels is None:
-                        labels = _conditioning.draw_labels(self.class_frequencies, size)
+                        labels = world.local(_conditioning.draw_labels(self.class_frequencies, size * world.size))
                     judge.begin(labels, real)
                 batch = Batch(real, size if real is None else real.shape[0], latent, self.device, self.prior,
                               labels=None if real is None else self.batches.last_labels, condition=labels,
-                              step=self.step, shared=shared)
+                              step=self.step, shared=shared, world=world if world.joined else None)
                 if self.augment is not None:
                     self.trained["discriminator"].real = real if trains_judge else None
                 with blame(self.plan.objective, f"training phase '{phase.name}'"):
@@ -371,6 +404,9 @@ class Trainer:
         return used
 
     def write_samples(self, tag: str) -> Path:
+        path = self.run_dir / "samples" / f"{tag}.png"
+        if not self.world.main:
+            return path
         generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
@@ -378,7 +414,6 @@ class Trainer:
         with torch.no_grad():
             samples = generator(self.fixed_noise, *condition).float().cpu()
         generator.train(was_training)
-        path = self.run_dir / "samples" / f"{tag}.png"
         tmp = path.with_name(f".{path.stem}.tmp.png")  # a grid appears whole or not at all
         try:
             render.save(samples, tmp, self.plan.data.value_range,
@@ -417,10 +452,10 @@ class Trainer:
             return
         seconds = time.perf_counter() - self._started
         pending = self.pending_values()
-        means = torch.stack(list(pending.values())).tolist()  # the one device sync of a log line
+        means = self.world.mean(torch.stack(list(pending.values()))).tolist()  # the one device sync of a log line
         record: dict[str, Any] = {"step": self.step, "epoch": self.batches.epoch}
         record.update((key, round(mean, 6) if math.isfinite(mean) else mean) for key, mean in zip(pending, means))
-        record["images_per_s"] = round(self._used / seconds, 1) if seconds > 0 else None
+        record["images_per_s"] = round(self._used * self.world.size / seconds, 1) if seconds > 0 else None
         if self.lr_multiplier is not None:
             record["lr_multiplier"] = float(f"{self.lr_multiplier:.6g}")
         for phase in self.phases:  # host floats: reading them costs no sync
@@ -453,6 +488,13 @@ class Trainer:
                 who = f"callback '{component.name}' from {component.origin}" if component else "a callback"
                 warnings.warn(f"{who} failed in teardown: {type(error).__name__}: {error}", stacklevel=2)
 
+    def _lost_rank(self, error: Exception) -> RunStopped:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        kept = (f"the checkpoint of step {self.saved_step} is kept" if self.saved_step is not None
+                else "no checkpoint had been written yet")
+        return RunStopped(f"rank {self.world.rank}: another process of the {self.world.size}-process job stopped by"
+                          f" step {self.step} ({first}); {kept}; torchrun names the process that failed")
+
     def train(self, max_steps: int | None = None, max_epochs: int | None = None) -> None:
         s = self.plan.settings
         self.models.train()
@@ -461,12 +503,14 @@ class Trainer:
         checkpoint.remove_leftovers(self.checkpoint_path.parent)
         self._reset_log()
         try:
+            self.world.broadcast(self.models)  # one model on every rank, however each built or loaded it
             self._call("on_train_start")
             self._started = time.perf_counter()  # start-up work (an extractor, reference features) is not training
             while not self._done(max_steps, max_epochs):
                 epoch_before = self.batches.epoch
                 self._set_learning_rates(total)
                 self._used += self._run_step(self._sums, self._counts)
+                self.world.average_buffers(self.rank_statistics)
                 self.step += 1
                 if self.step % s.log_every == 0 or self._done(max_steps, max_epochs):
                     self.flush_log()
@@ -474,6 +518,8 @@ class Trainer:
                     self._call("on_epoch_end")
                 self._call("on_step_end")
             self._call("on_train_end")
+        except torch.distributed.DistError as error:
+            raise self._lost_rank(error) from None
         finally:
             for parameter in self.pieces.parameters():
                 parameter.requires_grad_(True)

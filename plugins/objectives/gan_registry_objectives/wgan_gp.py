@@ -56,7 +56,8 @@ class WGANGPObjective(WGANObjective):
 
     def critic_step(self, models, batch):
         real_scores, fake_scores, fake = _common.real_and_fake_scores(models, batch)
-        gp = gradient_penalty(models.discriminator, batch.real, fake)
+        # The batch's own draw: in a distributed run each rank's weights are its slice of the global batch's.
+        gp = gradient_penalty(models.discriminator, batch.real, fake, alpha=batch.rand())
         loss = critic_loss(real_scores, fake_scores) + self.params.gp_weight * gp
         wasserstein = (real_scores.mean() - fake_scores.mean()).detach()
         return loss, {"critic/gp": gp.detach(), "critic/wasserstein": wasserstein,
