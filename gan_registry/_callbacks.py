@@ -45,6 +45,7 @@ class StopSignals:
 
     def on_train_start(self, trainer: Any) -> None:
         self.requested = None
+        self.says = trainer.world.main  # in a distributed run rank 0 speaks for the job
         self._previous.clear()
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
@@ -60,6 +61,8 @@ class StopSignals:
         if self.requested is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum)
+        if not getattr(self, "says", True):
+            return
         # os.write, not print: a print here can collide with the progress bar's own write to stderr
         os.write(2, f"\n{self.requested.name}: stopping after this step and writing a checkpoint"
                     " (Ctrl-C again to abort)\n".encode())

@@ -13,16 +13,28 @@ World-size invariance: each step's data indices and noise are drawn for the glob
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 
-from .errors import UserError
+from .errors import LostProcess, UserError
 
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 """What torchrun sets in each process it starts."""
+
+
+@contextlib.contextmanager
+def _together(size: int) -> Any:
+    """A collective: where it fails, a peer is gone (gloo says 'Connection reset by peer'), and the run stops."""
+    try:
+        yield
+    except RuntimeError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first.split("] ", 1)[-1][:160]  # gloo prefixes its source file
+        raise LostProcess(f"another process of the {size}-process job stopped ({first})") from None
 
 
 @dataclass
@@ -65,7 +77,8 @@ class World:
                 by_dtype.setdefault(parameter.grad.dtype, []).append(parameter.grad)
         for grads in by_dtype.values():
             flat = torch.cat([g.reshape(-1) for g in grads])
-            torch.distributed.all_reduce(flat)
+            with _together(self.size):
+                torch.distributed.all_reduce(flat)
             flat.div_(self.size)
             offset = 0
             for g in grads:
@@ -77,7 +90,8 @@ class World:
         if not self.joined:
             return tensor
         total = tensor.clone()
-        torch.distributed.all_reduce(total)
+        with _together(self.size):
+            torch.distributed.all_reduce(total)
         return total / self.size
 
     def gather(self, tensor: torch.Tensor, total: int) -> torch.Tensor:
@@ -91,7 +105,8 @@ class World:
         padded = tensor.new_zeros((most, *tensor.shape[1:]))
         padded[: len(tensor)] = tensor
         parts = [torch.empty_like(padded) for _ in range(self.size)]
-        torch.distributed.all_gather(parts, padded.contiguous())
+        with _together(self.size):
+            torch.distributed.all_gather(parts, padded.contiguous())
         sizes = [len(range(total)[World(rank, self.size).share(total)]) for rank in range(self.size)]
         return torch.cat([part[:n] for part, n in zip(parts, sizes)]).to(home)
 
@@ -100,7 +115,8 @@ class World:
         if not self.joined:
             return flag
         value = torch.tensor([int(flag)])
-        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX, group=self._flags)
+        with _together(self.size):
+            torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX, group=self._flags)
         return bool(value.item())
 
     def broadcast(self, module: torch.nn.Module) -> None:
@@ -108,7 +124,8 @@ class World:
         if not self.joined:
             return
         for tensor in [*module.parameters(), *module.buffers()]:
-            torch.distributed.broadcast(tensor.data, src=0)
+            with _together(self.size):
+                torch.distributed.broadcast(tensor.data, src=0)
 
     def average_buffers(self, buffers: list[torch.Tensor]) -> None:
         """The mean of floating buffers over the ranks (per-rank BatchNorm statistics made one model's)."""
@@ -116,7 +133,8 @@ class World:
         if not self.joined or not floating:
             return
         flat = torch.cat([b.reshape(-1) for b in floating])
-        torch.distributed.all_reduce(flat)
+        with _together(self.size):
+            torch.distributed.all_reduce(flat)
         flat.div_(self.size)
         offset = 0
         for b in floating:
@@ -133,7 +151,8 @@ class World:
                 answer[0] = choose()
             except UserError as error:
                 answer[1] = str(error)
-        torch.distributed.broadcast_object_list(answer, src=0, group=self._flags)
+        with _together(self.size):
+            torch.distributed.broadcast_object_list(answer, src=0, group=self._flags)
         if answer[1] is not None:
             raise SharedError(answer[1], quiet=not self.main)
         return answer[0]
@@ -251,7 +270,8 @@ class _SumOverRanks(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
         total = tensor.clone(memory_format=torch.contiguous_format)
-        torch.distributed.all_reduce(total)
+        with _together(torch.distributed.get_world_size()):
+            torch.distributed.all_reduce(total)
         return total
 
     @staticmethod

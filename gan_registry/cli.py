@@ -32,7 +32,10 @@ class _Group(click.Group):
             click.echo("aborted at once; the last checkpoint written is kept", err=True)
             ctx.exit(130)
         except Interrupted as stop:
-            click.echo(f"{stop}; continue with `gan resume {stop.path.parent.parent}`", err=True)
+            from ._distributed import current
+
+            if current().main:  # a distributed run's other ranks stopped at the same step: rank 0 says it
+                click.echo(f"{stop}; continue with `gan resume {stop.path.parent.parent}`", err=True)
             ctx.exit(stop.exit_code)
         except RunStopped as stop:
             click.echo(f"Error: {stop}", err=True)

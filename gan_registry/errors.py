@@ -60,3 +60,7 @@ class Diverged(RunStopped):
 
 class WriteError(RunStopped):
     """A checkpoint or sample grid could not be written (a full disk); the previous checkpoint is kept."""
+
+
+class LostProcess(RunStopped):
+    """A collective of a distributed run failed: another process of the job died or was stopped."""

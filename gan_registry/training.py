@@ -16,7 +16,7 @@ from . import _conditioning, _distributed, _speed, checkpoint, render
 from ._components import Batch, latent_sampler
 from ._plan import EMA_KEY, Plan
 from .data import Batches
-from .errors import PluginFailure, RunStopped, UserError
+from .errors import LostProcess, PluginFailure, RunStopped, UserError
 from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919
@@ -489,11 +489,10 @@ class Trainer:
                 warnings.warn(f"{who} failed in teardown: {type(error).__name__}: {error}", stacklevel=2)
 
     def _lost_rank(self, error: Exception) -> RunStopped:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         kept = (f"the checkpoint of step {self.saved_step} is kept" if self.saved_step is not None
                 else "no checkpoint had been written yet")
-        return RunStopped(f"rank {self.world.rank}: another process of the {self.world.size}-process job stopped by"
-                          f" step {self.step} ({first}); {kept}; torchrun names the process that failed")
+        return LostProcess(f"rank {self.world.rank} at step {self.step}: {error}; {kept}; torchrun's report below"
+                           " names the process that failed")
 
     def train(self, max_steps: int | None = None, max_epochs: int | None = None) -> None:
         s = self.plan.settings
@@ -518,7 +517,7 @@ class Trainer:
                     self._call("on_epoch_end")
                 self._call("on_step_end")
             self._call("on_train_end")
-        except torch.distributed.DistError as error:
+        except LostProcess as error:
             raise self._lost_rank(error) from None
         finally:
             for parameter in self.pieces.parameters():
