@@ -76,14 +76,18 @@ class World:
             if parameter.grad is not None:
                 by_dtype.setdefault(parameter.grad.dtype, []).append(parameter.grad)
         for grads in by_dtype.values():
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            with _together(self.size):
-                torch.distributed.all_reduce(flat)
-            flat.div_(self.size)
-            offset = 0
-            for g in grads:
-                g.copy_(flat[offset:offset + g.numel()].view_as(g))
-                offset += g.numel()
+            self._average_in_place(grads)
+
+    def _average_in_place(self, tensors: list[torch.Tensor]) -> None:
+        """Each of `tensors` (of one dtype) replaced by its mean over the ranks, in one all-reduce."""
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        with _together(self.size):
+            torch.distributed.all_reduce(flat)
+        flat.div_(self.size)
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
 
     def mean(self, tensor: torch.Tensor) -> torch.Tensor:
         """The mean of `tensor` over the ranks (a new tensor)."""
@@ -130,16 +134,8 @@ class World:
     def average_buffers(self, buffers: list[torch.Tensor]) -> None:
         """The mean of floating buffers over the ranks (per-rank BatchNorm statistics made one model's)."""
         floating = [b for b in buffers if b.is_floating_point()]
-        if not self.joined or not floating:
-            return
-        flat = torch.cat([b.reshape(-1) for b in floating])
-        with _together(self.size):
-            torch.distributed.all_reduce(flat)
-        flat.div_(self.size)
-        offset = 0
-        for b in floating:
-            b.copy_(flat[offset:offset + b.numel()].view_as(b))
-            offset += b.numel()
+        if self.joined and floating:
+            self._average_in_place(floating)
 
     def decide(self, choose: Callable[[], Any]) -> Any:
         """Rank 0's answer (or its UserError) on every rank: checks of the run folder only rank 0 makes."""
