@@ -76,28 +76,38 @@ def assert_ranks_identical(ranks: list[dict]) -> None:
 
 
 def test_two_processes_compute_what_one_does_and_only_rank_0_writes(tmp_path):
-    settings = {**POINTS, "steps": 30, "params": NO_BN, "ema": 0.9}
+    # WGAN-GP: a double backward through the all-reduced gradients, its interpolation weights the global batch's;
+    # evaluation every 5 steps on 501 samples, split 250/251 over the ranks and gathered into the same set
+    settings = {**POINTS, "objective": "wgan-gp", "steps": 20, "params": NO_BN, "ema": 0.9,
+                "eval_every": 10, "eval_samples": 501, "eval_metrics": ["mode-coverage"]}
     ranks = job(tmp_path, "two", new=settings)
     assert_ranks_identical(ranks)  # gradients, optimiser moments and the generator average alike
     twin = one_process(tmp_path / "one", **settings)
-    assert ranks[0]["step"] == twin["step"] == 30
-    assert worst_difference(ranks[0]["models"], twin["models"]) < 1e-4
+    assert ranks[0]["step"] == twin["step"] == 20
+    assert worst_difference(ranks[0]["models"], twin["models"]) < 1e-3
     # what a 1-process run writes, written once (the worker fails the job if rank 1 writes into the folder)
     two, one = tmp_path / "two", tmp_path / "one"
     assert sorted(p.relative_to(two).as_posix() for p in two.rglob("*")) == \
         sorted(p.relative_to(one).as_posix() for p in one.rglob("*"))
-    steps = [json.loads(line)["step"] for line in (two / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [5, 10, 15, 20, 25, 30]
     logged = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
     expected = [json.loads(line) for line in (one / "metrics.jsonl").read_text().splitlines()]
-    for got, want in zip(logged, expected):  # the log's losses are the global batch's, not rank 0's share
-        assert got["loss/discriminator"] == pytest.approx(want["loss/discriminator"], rel=1e-3, abs=1e-5)
+    assert [r["step"] for r in logged] == [r["step"] for r in expected]
+    assert [r["step"] for r in logged if "loss/critic" in r] == [5, 10, 15, 20]
+    evaluated = 0
+    for got, want in zip(logged, expected):  # the log's numbers are the global batch's, not rank 0's share
+        assert got.keys() == want.keys()
+        for key in [k for k in want if k.startswith(("loss/", "critic/", "eval/"))]:
+            assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-4), (got["step"], key)
+            evaluated += key.startswith("eval/")
+        if "critic/gp" in got:
+            assert got["critic/gp"] > 0
+    assert evaluated >= 2
     config = json.loads((two / "config.json").read_text())
     assert config["processes"] == [{"from_step": 0, "world_size": 2, "backend": "gloo"}]
     assert "world_size" not in config["settings"]
 
 
-def test_batchnorm_is_synchronised_and_a_gradient_penalty_trains(tmp_path):
+def test_batchnorm_is_synchronised(tmp_path):
     # BatchNorm of the global batch: the 2-process generator is the 1-process one, running statistics included
     bn = {**POINTS, "steps": 12, "params": BN}
     ranks = job(tmp_path, "bn", new=bn)
@@ -108,18 +118,6 @@ def test_batchnorm_is_synchronised_and_a_gradient_penalty_trains(tmp_path):
     assert outputs(tmp_path / "bn") == pytest.approx(outputs(tmp_path / "bn-one"), rel=1e-3, abs=1e-4)
     judge = {k: v for k, v in ranks[0]["models"].items() if k.startswith("discriminator.")}
     assert worst_difference(judge, {k: twin["models"][k] for k in judge}) < 1e-3
-    # WGAN-GP: a double backward through the all-reduced gradients; the interpolation weights are the global
-    # batch's, so it too equals its twin
-    gp = {**POINTS, "objective": "wgan-gp", "steps": 8, "params": NO_BN}
-    ranks = job(tmp_path, "gp", new=gp)
-    assert_ranks_identical(ranks)
-    twin = one_process(tmp_path / "gp-one", **gp)
-    assert worst_difference(ranks[0]["models"], twin["models"]) < 1e-3
-    def penalties(run: Path) -> list[float]:
-        return [json.loads(line)["critic/gp"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-    assert penalties(tmp_path / "gp") == pytest.approx(penalties(tmp_path / "gp-one"), rel=1e-3)
-    assert all(p > 0 for p in penalties(tmp_path / "gp"))
 
 
 def test_resume_across_world_sizes(tmp_path):
@@ -140,24 +138,6 @@ def test_resume_across_world_sizes(tmp_path):
     assert_ranks_identical(ranks)
     assert ranks[0]["step"] == 20
     assert worst_difference(ranks[0]["models"], straight["models"]) < 1e-4
-
-
-def test_evaluation_gathers_samples_across_ranks(tmp_path):
-    settings = {**POINTS, "steps": 10, "params": NO_BN, "eval_every": 5, "eval_samples": 501,
-                "eval_metrics": ["mode-coverage"]}
-    job(tmp_path, "eval", new=settings)
-    one_process(tmp_path / "eval-one", **settings)
-
-    def evaluations(run: Path) -> list[dict]:
-        return [{k: v for k, v in json.loads(line).items() if k.startswith("eval/")}
-                for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval/' in line]
-
-    two, one = evaluations(tmp_path / "eval"), evaluations(tmp_path / "eval-one")
-    assert len(two) == len(one) >= 2
-    for got, want in zip(two, one):  # 501 samples split 250/251 over the ranks, gathered into the same set
-        assert got.keys() == want.keys()
-        for key in want:
-            assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-3), key
 
 
 def test_sigterm_saves_from_rank_0_and_a_dead_rank_brings_the_job_down(tmp_path):
