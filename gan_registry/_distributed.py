@@ -237,9 +237,8 @@ def hand_to_torchrun(nproc: int, settings: Any, extra: tuple[str, ...] = ()) -> 
 
     if launched():
         raise UserError("--nproc starts torchrun itself; under torchrun leave it out")
-    if settings.batch_size is not None and settings.batch_size % nproc:
-        raise UserError(f"--batch-size {settings.batch_size} is the global batch and must split evenly over the"
-                        f" {nproc} processes; give a multiple of {nproc}")
+    if settings.batch_size is not None:
+        check_batch(World(size=nproc), settings.batch_size)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
                "-m", "gan_registry", *_without_nproc(sys.argv[1:]), *extra]
     sys.stdout.flush()

@@ -499,7 +499,8 @@ class Trainer:
         self.models.train()
         total = self.total_steps = self._estimate_total(max_steps, max_epochs)
         self._max_steps, self._max_epochs = max_steps, max_epochs
-        checkpoint.remove_leftovers(self.checkpoint_path.parent)
+        if self.world.main:  # the other ranks never touch the run folder
+            checkpoint.remove_leftovers(self.checkpoint_path.parent)
         self._reset_log()
         try:
             self.world.broadcast(self.models)  # one model on every rank, however each built or loaded it

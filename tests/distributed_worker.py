@@ -3,7 +3,8 @@
 argv[1]: JSON {"out": run folder, "dump": folder for this rank's weights, "new": settings of a new run, or
 "resume": {"steps": N}}. Each rank trains through the public API, then saves its own networks' state to
 dump/rank-R.pt (outside the run folder). Ranks other than 0 run under an audit hook that fails the job if they
-write, make, rename or remove anything in the run folder.
+write, make, rename, remove or list anything in the run folder (reading the run's config and
+checkpoint to resume is theirs to do).
 """
 import json
 import os
@@ -15,7 +16,8 @@ import gan_registry as gr
 
 job = json.loads(sys.argv[1])
 out, rank = os.path.realpath(job["out"]), int(os.environ["RANK"])
-WRITES = {"os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.truncate", "shutil.rmtree"}
+WRITES = {"os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.truncate", "shutil.rmtree",
+          "os.scandir", "os.listdir"}  # listing too: what a rank lists, it is about to tidy
 
 
 def _in_run_folder(path) -> bool:

@@ -133,10 +133,13 @@ def test_resume_across_world_sizes(tmp_path):
     processes = json.loads((tmp_path / "two-then-one" / "config.json").read_text())["processes"]
     assert processes == [{"from_step": 0, "world_size": 2, "backend": "gloo"},
                          {"from_step": 10, "world_size": 1, "backend": None}]
-    one_process(tmp_path / "one-then-two", **settings)  # and the other way round
+    one_process(tmp_path / "one-then-two", **settings)  # and the other way round, after a kill -9 mid-write:
+    leftover = tmp_path / "one-then-two" / "checkpoints" / ".last.pt.tmp"
+    leftover.write_bytes(b"half a checkpoint")  # rank 0 removes it (rank 1 touching it fails the job)
     ranks = job(tmp_path, "one-then-two-dump", resume={"steps": 20}, out=tmp_path / "one-then-two")
     assert_ranks_identical(ranks)
     assert ranks[0]["step"] == 20
+    assert not leftover.exists()
     assert worst_difference(ranks[0]["models"], straight["models"]) < 1e-4
 
 
