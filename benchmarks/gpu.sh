@@ -2,7 +2,8 @@
 # The GPU rows of docs/speed.md, in one go that fits a 15-minute device lease (about 6 minutes on an H200):
 #   bash benchmarks/gpu.sh            (from the repository root, on a machine with CUDA)
 # Installs the project without dependencies (the machine has torch), runs the CUDA tests, then dcgan at 64 px,
-# batch 128: fp32 eager, bf16, bf16 + compile + channels_last, fp16, each against the plain DCGAN-tutorial loop.
+# batch 128: fp32 eager, bf16, bf16 + compile + channels_last, fp16, each against the plain DCGAN-tutorial loop;
+# last, a dcgan run plainly against the same run as a 1-rank torchrun job (docs/scaling-out.md).
 set -uo pipefail
 pip install -q --no-deps -e . -e plugins/mlp -e plugins/objectives -e plugins/toy-datasets -e plugins/dcgan \
     -e plugins/diffaugment >/dev/null 2>&1 || echo "install failed"
@@ -14,3 +15,6 @@ run
 run --precision bf16
 run --precision bf16 --compile --channels-last
 run --precision 16 --channels-last
+# Distributed: the same dcgan run plainly and as a 1-rank torchrun job over NCCL (goal: ratio above 0.95)
+timeout 240 python benchmarks/distributed_overhead.py --arch dcgan --objective hinge --dataset digits \
+    --batch-size 128 --steps 600 --repeats 3 --device cuda --nproc 1 2>&1 | tail -4

@@ -58,6 +58,11 @@ class World:
     def joined(self) -> bool:
         return self.backend is not None
 
+    @property
+    def many(self) -> bool:
+        """More than one process: the collectives have work to do (a 1-process torchrun job runs none)."""
+        return self.joined and self.size > 1
+
     def share(self, n: int) -> slice:
         """This rank's part of `n` items: contiguous, as even as can be, in rank order."""
         return slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
@@ -69,7 +74,7 @@ class World:
     # -- collectives: every rank calls them at the same point ---------------------------------
     def reduce_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
         """Average the gradients of `parameters` over the ranks: one all-reduce per dtype."""
-        if not self.joined:
+        if not self.many:
             return
         by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
         for parameter in parameters:
@@ -91,7 +96,7 @@ class World:
 
     def mean(self, tensor: torch.Tensor) -> torch.Tensor:
         """The mean of `tensor` over the ranks (a new tensor)."""
-        if not self.joined:
+        if not self.many:
             return tensor
         total = tensor.clone()
         with _together(self.size):
@@ -100,7 +105,7 @@ class World:
 
     def gather(self, tensor: torch.Tensor, total: int) -> torch.Tensor:
         """Every rank's `local` rows of a `total`-row tensor, joined in rank order on every rank."""
-        if not self.joined:
+        if not self.many:
             return tensor
         home = tensor.device
         if self.backend == "nccl":  # NCCL gathers CUDA tensors only
@@ -116,7 +121,7 @@ class World:
 
     def any(self, flag: bool) -> bool:
         """Whether `flag` is true on any rank: what makes every rank stop at the same step."""
-        if not self.joined:
+        if not self.many:
             return flag
         value = torch.tensor([int(flag)])
         with _together(self.size):
@@ -125,7 +130,7 @@ class World:
 
     def broadcast(self, module: torch.nn.Module) -> None:
         """Rank 0's parameters and buffers on every rank (one copy of the model, however each was built)."""
-        if not self.joined:
+        if not self.many:
             return
         for tensor in [*module.parameters(), *module.buffers()]:
             with _together(self.size):
@@ -134,12 +139,12 @@ class World:
     def average_buffers(self, buffers: list[torch.Tensor]) -> None:
         """The mean of floating buffers over the ranks (per-rank BatchNorm statistics made one model's)."""
         floating = [b for b in buffers if b.is_floating_point()]
-        if self.joined and floating:
+        if self.many and floating:
             self._average_in_place(floating)
 
     def decide(self, choose: Callable[[], Any]) -> Any:
         """Rank 0's answer (or its UserError) on every rank: checks of the run folder only rank 0 makes."""
-        if not self.joined:
+        if not self.many:
             return choose()
         answer: list[Any] = [None, None]
         if self.main:
@@ -229,16 +234,18 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return kept
 
 
-def hand_to_torchrun(nproc: int, settings: Any, extra: tuple[str, ...] = ()) -> None:
+def hand_to_torchrun(nproc: int, plan: Any, extra: tuple[str, ...] = ()) -> None:
     """`gan run --nproc N`: this same command, without --nproc, as torchrun's N processes on this machine.
 
-    The process becomes torchrun (exec), so a scheduler's signals and the exit status are torchrun's own."""
+    The run's checks come first, here, so that a mistake is one line and exit 2 before any process starts. The
+    process then becomes torchrun (exec): a scheduler's signals and the exit status are torchrun's own."""
     import sys
 
     if launched():
         raise UserError("--nproc starts torchrun itself; under torchrun leave it out")
-    if settings.batch_size is not None:
-        check_batch(World(size=nproc), settings.batch_size)
+    settings = plan.settings
+    networks = torch.nn.ModuleDict(plan.build_networks(torch.device("cpu"))) if settings.sync_bn is False else None
+    check_split(nproc, settings.batch_size, networks, settings.sync_bn)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
                "-m", "gan_registry", *_without_nproc(sys.argv[1:]), *extra]
     sys.stdout.flush()
@@ -252,10 +259,17 @@ def _leave() -> None:
         torch.distributed.destroy_process_group()
 
 
-def check_batch(world: World, batch_size: int) -> None:
-    if batch_size % world.size:
-        raise UserError(f"--batch-size {batch_size} is the global batch and must split evenly over the"
-                        f" {world.size} processes; give a multiple of {world.size}")
+def check_split(processes: int, batch_size: int, networks: Any = None, sync_bn: bool | None = None) -> None:
+    """The global batch splits evenly over the processes, and, with --no-sync-bn, leaves every BatchNorm of
+    `networks` at least two samples a process."""
+    if batch_size % processes:
+        raise UserError(f"--batch-size {batch_size} is the global batch and must split evenly over the {processes}"
+                        f" processes; give a multiple of {processes} (resuming: a number of processes dividing"
+                        f" {batch_size})")
+    share = batch_size // processes
+    if processes > 1 and sync_bn is False and networks is not None and batchnorms(networks) and share < 2:
+        raise UserError(f"--no-sync-bn: each of the {processes} processes would normalise a batch of {share},"
+                        " which BatchNorm cannot; drop --no-sync-bn or raise --batch-size")
 
 
 # -- BatchNorm over the global batch -----------------------------------------------------------
@@ -287,7 +301,7 @@ class SyncedBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and torch.distributed.is_initialized()):
+        if not (self.training and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)

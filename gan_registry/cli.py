@@ -305,7 +305,7 @@ def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | No
     if nproc is not None:  # checked here first: a mistake is one line and exit 2, before any process starts
         from ._distributed import hand_to_torchrun
 
-        hand_to_torchrun(nproc, run._plan.settings, extra=() if out is not None else ("--out", str(run.dir)))
+        hand_to_torchrun(nproc, run._plan, extra=() if out is not None else ("--out", str(run.dir)))
     run.train()
     _done(run.dir)
 
@@ -336,7 +336,7 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
     if nproc is not None:
         from ._distributed import hand_to_torchrun
 
-        hand_to_torchrun(nproc, run._plan.settings)
+        hand_to_torchrun(nproc, run._plan)
     run.train(steps=steps, epochs=epochs, device=device)
     _done(run_dir)
 

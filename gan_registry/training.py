@@ -148,9 +148,10 @@ class Trainer:
         s = plan.settings
         self.plan, self.run_dir, self.device, self.progress = plan, Path(run_dir), device, progress
         self.world = world or _distributed.current()
-        _distributed.check_batch(self.world, s.batch_size)
         _speed.configure_kernels(device, s.deterministic)
         self.models = torch.nn.ModuleDict(plan.build_networks(device))
+        # rank 0 says a mistake once; every rank stops
+        self.world.decide(lambda: _distributed.check_split(self.world.size, s.batch_size, self.models, s.sync_bn))
         self.rank_statistics: list[torch.Tensor] = []
         """The BatchNorm statistics of a distributed run with --no-sync-bn: averaged over the ranks each step."""
         if self.world.joined and _distributed.batchnorms(self.models):
@@ -230,10 +231,6 @@ class Trainer:
     def _distribute_batchnorm(self, sync: bool | None) -> None:
         """BatchNorm of the global batch (--sync-bn, the default), or of each rank's share (--no-sync-bn)."""
         if sync is False:
-            local = self.plan.settings.batch_size // self.world.size
-            if local < 2:
-                raise UserError(f"--no-sync-bn: each of the {self.world.size} processes would normalise a batch of"
-                                f" {local}, which BatchNorm cannot; drop --no-sync-bn or raise --batch-size")
             self.rank_statistics = [b for m in _distributed.batchnorms(self.models) for b in m.buffers()]
             return
         _distributed.synchronise_batchnorm(self.models)

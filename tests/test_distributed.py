@@ -185,27 +185,34 @@ def test_gan_run_nproc_hands_over_to_torchrun(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("done: ") == 1
     assert json.loads((out / "config.json").read_text())["processes"][0]["world_size"] == 2
-    # a mistake is found before any process starts: one line, exit 2
-    refused = subprocess.run(["gan", "run", "--nproc", "2", "--arch", "mlp", "--objective", "gan", "--dataset",
-                              "gaussians", "--batch-size", "63", "--out", str(tmp_path / "odd")],
-                             capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines() == [
-        "Error: --batch-size 63 is the global batch and must split evenly over the 2 processes; give a multiple of 2"]
+    # under torchrun itself every rank finds the mistake; rank 0 alone says it
+    refused = subprocess.run(torchrun("-m", "gan_registry", "run", "--arch", "mlp", "--objective", "gan", "--dataset",
+                                      "gaussians", "--batch-size", "63", "--device", "cpu",
+                                      "--out", str(tmp_path / "odd")), capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert refused.stderr.count("Error: --batch-size 63 is the global batch") == 1, refused.stderr[-3000:]
     assert not (tmp_path / "odd").exists()
 
 
-def test_per_rank_batchnorm_of_one_sample_is_refused(tmp_path):
-    from gan_registry._plan import Settings, make_plan
-    from gan_registry.training import Trainer
+SPLIT = ["run", "--nproc", "2", "--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "--device", "cpu"]
 
-    plan = make_plan(gr.load_plugins(), Settings(**{**POINTS, "batch_size": 2, "params": BN, "sync_bn": False}))
-    world = _distributed.World(rank=0, size=2, backend="gloo")  # no collective runs before the refusal
-    with pytest.raises(gr.UserError, match="--no-sync-bn: each of the 2 processes would normalise a batch of 1"):
-        Trainer(plan, tmp_path / "run", torch.device("cpu"), world=world)
-    with pytest.raises(gr.UserError, match="must split evenly over the 2 processes"):
-        Trainer(make_plan(gr.load_plugins(), Settings(**{**POINTS, "batch_size": 63})), tmp_path / "r", torch.device("cpu"),
-                world=world)
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "63"], "--batch-size 63 is the global batch and must split evenly over the 2 processes; "
+                             "give a multiple of 2 (resuming: a number of processes dividing 63)"),
+    (["--batch-size", "2", "--no-sync-bn", "-p", "generator.norm=batch"],
+     "--no-sync-bn: each of the 2 processes would normalise a batch of 1, which BatchNorm cannot; drop --no-sync-bn"
+     " or raise --batch-size"),
+])
+def test_gan_run_nproc_finds_mistakes_before_any_process_starts(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from gan_registry.cli import cli
+
+    result = CliRunner().invoke(cli, [*SPLIT, *args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"Error: {message}"]
+    assert not (tmp_path / "run").exists()
 
 
 def test_world_shares_and_synced_batchnorm_state_dict():
