@@ -16,7 +16,7 @@ from . import _conditioning, _distributed, _speed, checkpoint, render
 from ._components import Batch, latent_sampler
 from ._plan import EMA_KEY, Plan
 from .data import Batches
-from .errors import LostProcess, PluginFailure, RunStopped, UserError
+from .errors import LostProcess, PluginFailure, RunStopped
 from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919

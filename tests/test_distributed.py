@@ -77,14 +77,14 @@ def assert_ranks_identical(ranks: list[dict]) -> None:
 
 def test_two_processes_compute_what_one_does_and_only_rank_0_writes(tmp_path):
     # WGAN-GP: a double backward through the all-reduced gradients, its interpolation weights the global batch's;
-    # evaluation every 5 steps on 501 samples, split 250/251 over the ranks and gathered into the same set
+    # evaluation every 10 steps on 501 samples, split 250/251 over the ranks and gathered into the same set
     settings = {**POINTS, "objective": "wgan-gp", "steps": 20, "params": NO_BN, "ema": 0.9,
                 "eval_every": 10, "eval_samples": 501, "eval_metrics": ["mode-coverage"]}
     ranks = job(tmp_path, "two", new=settings)
     assert_ranks_identical(ranks)  # gradients, optimiser moments and the generator average alike
     twin = one_process(tmp_path / "one", **settings)
     assert ranks[0]["step"] == twin["step"] == 20
-    assert worst_difference(ranks[0]["models"], twin["models"]) < 1e-3
+    assert worst_difference(ranks[0]["models"], twin["models"]) < 1e-4
     # what a 1-process run writes, written once (the worker fails the job if rank 1 writes into the folder)
     two, one = tmp_path / "two", tmp_path / "one"
     assert sorted(p.relative_to(two).as_posix() for p in two.rglob("*")) == \
@@ -97,7 +97,8 @@ def test_two_processes_compute_what_one_does_and_only_rank_0_writes(tmp_path):
     for got, want in zip(logged, expected):  # the log's numbers are the global batch's, not rank 0's share
         assert got.keys() == want.keys()
         for key in [k for k in want if k.startswith(("loss/", "critic/", "eval/"))]:
-            assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-4), (got["step"], key)
+            near = 1e-3 if key.startswith("eval/") else 1e-5
+            assert got[key] == pytest.approx(want[key], rel=1e-3, abs=near), (got["step"], key)
             evaluated += key.startswith("eval/")
         if "critic/gp" in got:
             assert got["critic/gp"] > 0
