@@ -41,10 +41,12 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.requested: signal.Signals | None = None
+        self.trainer: Any = None
         self._previous: dict[int, Any] = {}
 
     def on_train_start(self, trainer: Any) -> None:
         self.requested = None
+        self.trainer = trainer
         self.says = trainer.world.main  # in a distributed run rank 0 speaks for the job
         self._previous.clear()
         if threading.current_thread() is not threading.main_thread():
@@ -53,6 +55,7 @@ class StopSignals:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def teardown(self, trainer: Any) -> None:
+        self.trainer = None
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
@@ -61,6 +64,8 @@ class StopSignals:
         if self.requested is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum)
+        if self.trainer is not None:
+            self.trainer.stopping = True
         if not getattr(self, "says", True):
             return
         # os.write, not print: a print here can collide with the progress bar's own write to stderr

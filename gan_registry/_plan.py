@@ -17,6 +17,10 @@ PARAM_SLOTS = tuple(k.flag for k in KINDS)
 """The `-p SLOT.PARAM=VALUE` groups: one per kind (`arch` spreads over the architecture's pieces)."""
 
 
+OPTIONAL_NAMES = ("generator", "discriminator", "encoder", "data_dir", "extractor", "augment")
+"""Settings that name something, or are None to take the default."""
+
+
 @dataclass
 class Settings:
     """Everything `gan run` was asked for; stored in the run directory to resume from."""
@@ -78,6 +82,11 @@ class Settings:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in ("arch", "objective", "dataset", "device", "precision", "generator", "discriminator", "encoder",
+                     "data_dir", "extractor", "augment"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) or value is None and name in OPTIONAL_NAMES):
+                raise UserError(f"{name} must be a name (a string), got {value!r}")
         if self.data_dir:  # stored in the run directory: resuming from elsewhere must find the same files
             self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
         if self.epochs is not None and self.steps is not None:
@@ -232,12 +241,22 @@ class Plan:
             }
         return record
 
+    def _asked(self, role: str) -> str:
+        """The sizes the run set for a piece, where they differ from its defaults: what a failed build names."""
+        params = self.params.get(role)
+        defaults = self.pieces[role].default_params()
+        fields = dataclasses.fields(params) if dataclasses.is_dataclass(params) and type(params) is type(defaults) else ()
+        asked = [f"{f.name}={getattr(params, f.name)}" for f in fields if getattr(params, f.name) != getattr(defaults, f.name)]
+        if self.settings.latent_dim is not None and "latent_dim" not in self.suggested:
+            asked.append(f"--latent-dim {self.settings.latent_dim}")
+        return ", ".join(asked)
+
     def build_networks(self, device: Any = "cpu") -> dict[str, Any]:
         """Build each piece for this spec; a piece that cannot comply raises IncompatibleError."""
         networks = {}
         for role, component in self.pieces.items():
             try:
-                with blame(component, f"building the {role}"):
+                with blame(component, f"building the {role}", asked=self._asked(role)):
                     module = component.factory(self.params[role], self.spec)
             except IncompatibleError as error:
                 raise IncompatibleError(

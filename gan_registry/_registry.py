@@ -23,6 +23,8 @@ class PluginInfo:
     version: str | None = None
     status: str = "ok"  # ok | empty | broken | blocked, or core for the core's own plugin
     error: str | None = None
+    location: str | None = None
+    """Where the distribution's metadata lies: two distributions pip takes for one differ here."""
     notes: list[str] = field(default_factory=list)
     """Problems that do not stop the plugin from loading: a hook-like function without @hookimpl, a clash."""
     components: list[Component] = field(default_factory=list)
@@ -35,6 +37,7 @@ class PluginInfo:
             "name": self.name,
             "distribution": self.distribution,
             "version": self.version,
+            "location": self.location,
             "status": self.status,
             "error": self.error,
             "notes": list(self.notes),

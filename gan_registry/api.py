@@ -102,17 +102,23 @@ class Run:
 
         if steps is not None and epochs is not None:
             raise UserError("give steps or epochs, not both")
+        if not self._started and self._default_dir:  # another run took this second's name meanwhile
+            from ._distributed import current
+
+            self.dir = current().decide(
+                lambda: runs.default_run_dir(self._plan.settings) if self.dir.exists() else self.dir)
+        with runs.writing(self.dir):
+            return self._train(steps, epochs, device)
+
+    def _train(self, steps: int | None, epochs: int | None, device: str | None) -> Run:
+        from . import runs
+
         if not self._started:
             changes: dict[str, Any] = {"steps": steps, "epochs": epochs} if steps or epochs else {}
             if device is not None:
                 changes["device"] = device
             if changes:
                 self._plan.settings = dataclasses.replace(self._plan.settings, **changes)
-            if self._default_dir:  # another run took this second's name meanwhile
-                from ._distributed import current
-
-                self.dir = current().decide(
-                    lambda: runs.default_run_dir(self._plan.settings) if self.dir.exists() else self.dir)
             trainer = runs.begin(self._plan, self.dir, self._progress)
             try:
                 runs.train_new(trainer)

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ._files import read_bytes
 from .errors import UserError
 from .runs import CONFIG_NAME, read_config
 
@@ -21,12 +22,16 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / LOG_NAME
     if not path.exists():
         raise UserError(f"{run_dir} has no {LOG_NAME} yet: it has not logged a step")
+    try:
+        text = read_bytes(path).decode("utf-8", "replace")
+    except OSError as error:
+        raise UserError(f"{path} cannot be read: {error.strerror or error}") from None
     records = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a run killed mid-write leaves half a line
+        except (json.JSONDecodeError, RecursionError):
+            continue  # a run killed mid-write leaves half a line; a crafted one is no record either
         if isinstance(record, dict) and isinstance(record.get("step"), int):
             records.append(record)
     return records
@@ -157,8 +162,13 @@ def find_runs(root: Path, depth: int = 3) -> list[Path]:
 
 
 def summarise(run_dir: Path) -> dict[str, Any]:
-    """A run's combination, progress and measurements, from its config and log (no checkpoint is read)."""
-    settings = read_config(run_dir)["settings"]
+    """A run's combination, progress and measurements, from its config and log (no checkpoint is read);
+    a run whose config cannot be read is listed as unreadable, with why."""
+    try:
+        settings = read_config(run_dir)["settings"]
+    except UserError as error:
+        return {"run": str(run_dir), "combination": f"unreadable: {error}", "step": 0, "steps": None,
+                "epochs": None, "last_metric": None, "best_metric": None, "unreadable": True}
     try:
         records = read_log(run_dir)
     except UserError:

@@ -13,7 +13,7 @@ import pluggy
 
 from . import hookspecs
 from ._components import HOOKS, Component, Origin
-from ._registry import PluginInfo, Registry
+from ._registry import PluginInfo, Registry, _normal
 from .errors import PluginFailure, PluginLoadError, PluginWarning, RunStopped, UserError
 
 ENTRY_POINT_GROUP = "gan_registry"
@@ -103,12 +103,31 @@ def _note(info: PluginInfo, strict: bool) -> None:
     warnings.warn(message, PluginWarning, stacklevel=3)
 
 
+_TOO_LARGE = ("can't allocate memory", "out of memory", "not enough memory", "overflow when unpacking",
+              "too large", "negative dimension", "exceeds the maximum", "must be representable")
+"""What torch says when a size it was asked for cannot be had: the sizes are the user's, not a plugin's bug."""
+
+
+def _too_large(error: BaseException) -> bool:
+    if isinstance(error, (MemoryError, OverflowError)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, (RuntimeError, TypeError, ValueError)) and any(words in text for words in _TOO_LARGE)
+
+
+def _first_words(error: BaseException) -> str:
+    """An error's message without the C++ stack torch sometimes appends."""
+    text = " ".join(str(error).split()) or "(no message)"
+    return text.split(" Exception raised from ")[0].split(" frame #0")[0][:300]
+
+
 @contextlib.contextmanager
-def blame(component: Component, action: str, env=None) -> Iterator[None]:
+def blame(component: Component, action: str, env=None, asked: str = "") -> Iterator[None]:
     """Charge an unexpected error inside a plugin's code to that plugin, in one line.
 
-    User errors (IncompatibleError and the like) pass through; with GAN_REGISTRY_STRICT_PLUGINS
-    the original exception and its traceback do too, for the plugin's author.
+    User errors (IncompatibleError and the like) pass through, and so does a size that cannot be had (memory, an
+    overflow): that is the sizes asked for (`asked` names those the user set), not a bug. With
+    GAN_REGISTRY_STRICT_PLUGINS the original exception and its traceback do too, for the plugin's author.
     """
     try:
         yield
@@ -118,12 +137,104 @@ def blame(component: Component, action: str, env=None) -> Iterator[None]:
         env = os.environ if env is None else env
         if _strict(env) or _on(env.get(DEBUG_ENV)):
             raise
-        detail = " ".join(str(error).split()) or "(no message)"
+        detail = _first_words(error)
+        if _too_large(error):
+            raise TooLarge(
+                f"{component.kind} '{component.name}' asked for more than this machine can hold while {action}"
+                f"{f' ({asked})' if asked else ''}: {type(error).__name__}: {detail}; set smaller sizes or a smaller"
+                " --batch-size") from None
         raise PluginFailure(
             f"{component.kind} '{component.name}' from {component.origin or 'an unknown plugin'} failed while"
             f" {action}: {type(error).__name__}: {detail}. This is a bug in that plugin: report it to its authors"
             f" (`gan --debug ...` shows the traceback)"
         ) from error
+
+
+class TooLarge(UserError):
+    """A size asked for (a width, a latent dimension, a batch) that memory or torch's integers cannot hold."""
+
+
+def _location(dist) -> str | None:
+    """Where a distribution's metadata lies: what tells apart two distributions pip would take for one."""
+    path = getattr(dist, "_path", None)
+    return str(path) if path is not None else None
+
+
+def _installed_entry_points() -> list[tuple[object, importlib.metadata.EntryPoint]]:
+    """Every (distribution, entry point) of the group, over every distribution on sys.path.
+
+    `importlib.metadata.entry_points()` keeps only the first distribution of each normalised name, so a package
+    on PYTHONPATH called `Gan_Registry.Objectives` would hide gan-registry-objectives. Here both are kept; copies of
+    one distribution (an egg-info beside its dist-info) with the same entry points count once.
+    """
+    seen: set[tuple[str, tuple]] = set()
+    found = []
+    for dist in importlib.metadata.distributions():
+        points = sorted(dist.entry_points.select(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        if not points:
+            continue
+        key = (dist.metadata["Name"] or "", tuple((e.name, e.value) for e in points))
+        if key in seen:
+            continue
+        seen.add(key)
+        found.extend((dist, ep) for ep in points)
+    return sorted(found, key=lambda pair: (pair[1].name, _normal(pair[0].metadata["Name"])))
+
+
+def _same_name_notes(plugins: list[PluginInfo]) -> None:
+    """Two distributions that pip takes for one: both are reported, and neither picks the other's components."""
+    by_name: dict[str, list[PluginInfo]] = {}
+    for info in plugins:
+        if info.distribution:
+            by_name.setdefault(_normal(info.distribution), []).append(info)
+    for infos in by_name.values():
+        places = sorted({(i.distribution, i.version, i.location or "?") for i in infos})
+        if len(places) < 2:
+            continue
+        note = (f"distributions {' and '.join(f'{d} {v} (at {where})' for d, v, where in places)} have one name to"
+                " pip: neither pip nor NAME@DISTRIBUTION can tell them apart, so a name both register is refused;"
+                " uninstall or block (GAN_REGISTRY_BLOCK_PLUGINS) the one you did not mean to install")
+        for info in infos:
+            info.notes.append(note)
+        warnings.warn(note, PluginWarning, stacklevel=3)
+
+
+class _UserInterrupt:
+    """Tells a Ctrl-C the user pressed while plugins import from a KeyboardInterrupt a plugin raises itself."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous = None
+
+    def __enter__(self) -> "_UserInterrupt":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _import_failure(error: BaseException) -> BaseException:
+    """What a plugin's import raised, as an error to report: exiting or interrupting at import is a plugin's bug."""
+    if isinstance(error, Exception):
+        return error
+    if isinstance(error, SystemExit):
+        failure = PluginContractError(f"it called sys.exit({error.code!r}) while being imported")
+    else:
+        failure = PluginContractError(f"it raised {type(error).__name__} while being imported")
+    failure.__cause__ = error  # the traceback strict mode shows
+    return failure
 
 
 def load_registry(
@@ -141,17 +252,19 @@ def load_registry(
     candidates: list[tuple[PluginInfo, object]] = []
 
     if entry_points:
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
-            info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None)
-            registry.plugins.append(info)
-            if ep.name in blocked or info.distribution in blocked:
-                info.status = "blocked"
-                continue
-            try:
-                candidates.append((info, ep.load()))
-            except Exception as error:  # a broken plugin must not take the others down
-                _fail(info, error, strict)
+        with _UserInterrupt() as interrupt:
+            for dist, ep in _installed_entry_points():
+                info = PluginInfo(ep.name, dist.metadata["Name"], dist.version, location=_location(dist))
+                registry.plugins.append(info)
+                if ep.name in blocked or info.distribution in blocked:
+                    info.status = "blocked"
+                    continue
+                try:
+                    candidates.append((info, ep.load()))
+                except BaseException as error:  # a broken plugin must not take the others, or the command, down
+                    if interrupt.pressed:
+                        raise
+                    _fail(info, _import_failure(error), strict)
     for name, module in extra_plugins:
         if any(module is loaded for _, loaded in candidates):
             continue  # already loaded through its entry point
@@ -163,13 +276,18 @@ def load_registry(
 
     core = PluginInfo("gan-registry", "gan-registry", __version__, status="core")
     registry.core = core
-    for info, module in [(core, _callbacks), *candidates]:
+    for index, (info, module) in enumerate([(core, _callbacks), *candidates]):
+        if pm.is_registered(module):  # two entry points naming one module, or one naming the core's own
+            _fail(info, PluginContractError(f"its module {getattr(module, '__name__', module)} is already loaded as"
+                                            " another plugin"), strict)
+            continue
         try:
-            pm.register(module, name=info.name)
+            # pluggy's own names must be unique: entry-point names are not (and one may be the core's)
+            pm.register(module, name=f"{index}:{info.name}")
             notes = _check_hooks(pm, module)
             components = _collect(pm, module, info)
             registry.add_all(components)
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             if pm.is_registered(module):
                 pm.unregister(module)
             _fail(info, error, strict)
@@ -181,6 +299,7 @@ def load_registry(
             hooked = bool(pm.get_hookcallers(module))
             info.notes.append("it registers no component" + ("" if hooked else " (it has no @hookimpl function)"))
         _note(info, strict)
+    _same_name_notes(registry.plugins)
     for group in registry.clashes():
         for component in group:
             others = ", ".join(str(c.origin) for c in group if c is not component)

@@ -14,10 +14,14 @@ from typing import Any, Iterator
 from . import __version__, checkpoint
 from ._components import KIND_BY_NAME
 from ._plan import EMA_KEY, Plan, Settings, make_plan
+from ._files import read_text
 from ._registry import Registry
+from ._runlock import LOCK_NAME
 from .errors import CheckpointError, UserError
 
 CONFIG_NAME = "config.json"
+CONFIG_LIMIT = 16 << 20
+"""Bytes a run's config.json may have: a real one has a few kilobytes."""
 
 
 def default_run_dir(settings: Settings, root: Path = Path("runs")) -> Path:
@@ -40,7 +44,7 @@ def check_new_run_dir(run_dir: Path) -> None:
     blocking = next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise UserError(f"--out {run_dir}: {blocking} is a file, so no folder can be made there")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         raise UserError(f"--out {run_dir} is not empty; give a new or empty folder for the run")
 
 
@@ -93,11 +97,15 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"no run directory at {run_dir}")
     path = run_dir / CONFIG_NAME
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(read_text(path, limit=CONFIG_LIMIT))
     except FileNotFoundError:
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_NAME})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be the config of a gan run") from None
+    except OSError as error:
+        raise UserError(f"{path} cannot be read: {error.strerror or error}") from None
     if not (isinstance(config, dict) and isinstance(config.get("settings"), dict)):
         raise UserError(f"{path} is not the config of a gan run (no 'settings' table); is {run_dir} a run directory?")
     return config
@@ -162,6 +170,16 @@ def _fitting(run_dir: Path) -> Iterator[None]:
         raise CheckpointError(
             f"{run_dir}/checkpoints/last.pt does not fit the networks {CONFIG_NAME} describes ({first})"
         ) from None
+
+
+@contextlib.contextmanager
+def writing(run_dir: Path) -> Iterator[None]:
+    """The run folder's lock while training writes in it; rank 0 alone writes, so it alone locks (torchrun's
+    RANK, since a resume joins the job only once it reopens the run)."""
+    from . import _runlock
+
+    with _runlock.writing(run_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+        yield
 
 
 def begin(plan: Plan, run_dir: Path, progress: bool):

@@ -223,6 +223,9 @@ class Trainer:
             kept = [(c, component) for c, component in zip(self.callbacks, self._callback_components)
                     if component is None or component.every_rank]
             self.callbacks, self._callback_components = [c for c, _ in kept], [component for _, component in kept]
+        self.stopping = False
+        """A stop was asked for (a signal): a phase's repeats end early, so the step ends and the stop is handled.
+        Not in a many-process run, whose ranks must run the same repeats."""
         self.total_steps: int | None = None
         self._max_steps: int | None = None
         self._max_epochs: int | None = None
@@ -351,7 +354,9 @@ class Trainer:
             # discriminator's weight gradients during the generator's backward pass.
             for parameter in self._piece_parameters:
                 parameter.requires_grad_(id(parameter) in trained)
-            for _ in range(phase.repeats):
+            for repeat in range(phase.repeats):
+                if repeat and self.stopping and not world.many:  # many critic steps: the stop comes sooner
+                    break
                 real = self.batches.next() if phase.uses_real else None
                 if real is not None and self.channels_last and real.dim() == 4:
                     real = real.contiguous(memory_format=torch.channels_last)
@@ -496,6 +501,7 @@ class Trainer:
         self.models.train()
         total = self.total_steps = self._estimate_total(max_steps, max_epochs)
         self._max_steps, self._max_epochs = max_steps, max_epochs
+        self.stopping = False
         if self.world.main:  # the other ranks never touch the run folder
             checkpoint.remove_leftovers(self.checkpoint_path.parent)
         self._reset_log()

@@ -222,11 +222,13 @@ def test_blocking_a_plugin_by_name(fake_distributions):
     assert status["broken-plugin"] == "blocked" and status["extra-plugin"] == "ok"
 
 
-def test_strict_env_makes_gan_fail_with_one_line(fake_distributions):
+def test_strict_env_makes_gan_fail_with_the_plugins_traceback_and_one_error_line(fake_distributions):
     result = run_gan("list", env={**fake_distributions, "GAN_REGISTRY_STRICT_PLUGINS": "1"})
     assert result.returncode == 2
-    assert result.stderr.strip().startswith("Error: plugin 'broken-plugin'")
-    assert len(result.stderr.strip().splitlines()) == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "Traceback (most recent call last):"  # for the plugin's author, as the docs promise
+    assert lines[-1].startswith("Error: plugin 'broken-plugin'")
+    assert sum(line.startswith("Error:") for line in lines) == 1
 
 
 def test_dataset_suggestions_are_checked_at_registration():

@@ -14,10 +14,22 @@ def check_positive(**values: float) -> None:
             raise ValueError(f"{name} must be > 0, got {value}")
 
 
+MAX_REPEATS = 1000
+"""Discriminator steps per generator step: WGAN's warm-up uses 100; a thousand is past any published schedule."""
+
+
 def check_steps(**values: int) -> None:
     for name, value in values.items():
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def check_repeats(**values: int) -> None:
+    """Per-step repeat counts: at least 1, and few enough that a generator step ends in a run's lifetime."""
+    check_steps(**values)
+    for name, value in values.items():
+        if value > MAX_REPEATS:
+            raise ValueError(f"{name} must be at most {MAX_REPEATS} (steps per generator step), got {value}")
 
 
 def check_betas(betas: tuple[float, float]) -> None:

@@ -27,7 +27,7 @@ class GANParams(_common.PenaltyParams):
         super().__post_init__()
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError("label_smoothing must be in [0, 1)")
-        _common.check_steps(discriminator_steps=self.discriminator_steps)
+        _common.check_repeats(discriminator_steps=self.discriminator_steps)
         _common.check_positive(lr_discriminator=self.lr_discriminator, lr_generator=self.lr_generator)
         _common.check_betas(self.betas)
 

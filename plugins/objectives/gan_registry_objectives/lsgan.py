@@ -20,7 +20,7 @@ class LSGANParams(_common.PenaltyParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         _common.check_positive(lr_discriminator=self.lr_discriminator, lr_generator=self.lr_generator)
-        _common.check_steps(discriminator_steps=self.discriminator_steps)
+        _common.check_repeats(discriminator_steps=self.discriminator_steps)
         _common.check_betas(self.betas)
 
 

@@ -17,7 +17,7 @@ class WGANParams:
 
     def __post_init__(self) -> None:
         _common.check_positive(clip_value=self.clip_value, lr_critic=self.lr_critic, lr_generator=self.lr_generator)
-        _common.check_steps(critic_steps=self.critic_steps)
+        _common.check_repeats(critic_steps=self.critic_steps)
 
 
 def critic_loss(real_scores, fake_scores):

@@ -21,7 +21,7 @@ class WGANGPParams:
         _common.check_positive(lr_critic=self.lr_critic, lr_generator=self.lr_generator)
         if self.gp_weight < 0:
             raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight}")
-        _common.check_steps(critic_steps=self.critic_steps)
+        _common.check_repeats(critic_steps=self.critic_steps)
         _common.check_betas(self.betas)
 
 

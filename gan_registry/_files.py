@@ -1,0 +1,56 @@
+"""Reading the files a user hands over, any of which may be crafted: only regular files, and bounded.
+
+A FIFO named config.json would block `open` forever; O_NONBLOCK makes the open return, and fstat then tells.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+class NotARegularFile(OSError):
+    """The path is a FIFO, a device, a socket or a folder: nothing a run or an export is."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of a regular file (FileNotFoundError, NotARegularFile or OSError otherwise); `limit` bounds
+    what is read, so a huge file is refused rather than read whole."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(f"{path} is {_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(-1 if limit is None else limit + 1)
+    finally:
+        os.close(fd)
+    if limit is not None and len(data) > limit:
+        raise OSError(f"{path} is larger than {limit:,} bytes, more than such a file ever is")
+    return data
+
+
+def read_text(path: str | os.PathLike, limit: int | None = None) -> str:
+    """`read_bytes` decoded as UTF-8 (UnicodeDecodeError for other bytes)."""
+    return read_bytes(path, limit).decode("utf-8")
+
+
+def is_regular(path: str | os.PathLike) -> bool:
+    """A regular file (following links), checked without opening it."""
+    try:
+        return stat.S_ISREG(Path(path).stat().st_mode)
+    except OSError:
+        return False
