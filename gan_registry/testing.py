@@ -45,8 +45,13 @@ def invoke_gan(*args: Any) -> Any:
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+HANG_S = 1800
+"""A subprocess's time limit in tests: only a hang reaches it. Tests bound work (steps), not seconds: a correct run
+on a loaded 2-core machine can take many times its usual time (a whole suite once took 47 minutes)."""
+
+
 def run_gan(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+            timeout: float = HANG_S) -> subprocess.CompletedProcess:
     """Run the real `gan` command line in a subprocess; returns the completed process (text output)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(

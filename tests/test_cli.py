@@ -6,7 +6,7 @@ import torch
 from click.testing import CliRunner
 
 from gan_registry.cli import cli
-from gan_registry.testing import run_gan
+from gan_registry.testing import HANG_S, run_gan
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_describe_shows_parameters_and_origin(invoke):
 def test_gan_plugins_lists_builtin_distributions_in_real_subprocess():
     import subprocess
 
-    result = subprocess.run(["gan", "plugins"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["gan", "plugins"], capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 0, result.stderr
     for dist in ("gan-registry-mlp", "gan-registry-objectives", "gan-registry-toy-datasets"):
         assert dist in result.stdout
@@ -107,7 +107,7 @@ def test_help_does_not_import_torch_or_plugins():
     import sys
 
     code = "import sys; from gan_registry.cli import cli\ntry: cli(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_S)
     assert result.stdout.strip().endswith("False")
 
 

@@ -13,6 +13,7 @@ import torch
 
 import gan_registry as gr
 from gan_registry import _distributed
+from gan_registry.testing import HANG_S
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 POINTS = {"arch": "mlp", "objective": "gan", "dataset": "gaussians", "batch_size": 64, "seed": 3,
@@ -40,7 +41,7 @@ def job(tmp_path: Path, name: str, *, nproc: int = 2, new: dict | None = None, r
     dump.mkdir()
     spec = {"out": str(out), "dump": str(dump), **({"new": new} if new is not None else {"resume": resume})}
     done = subprocess.run(torchrun(str(WORKER), json.dumps(spec), nproc=nproc), capture_output=True, text=True,
-                          timeout=240)
+                          timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-3000:]
     return [torch.load(dump / f"rank-{r}.pt", weights_only=True) for r in range(nproc)]
 
@@ -165,7 +166,7 @@ def test_sigterm_saves_from_rank_0_and_a_dead_rank_brings_the_job_down(tmp_path)
             workers = [int(p) for p in Path(f"/proc/{job_process.pid}/task/{job_process.pid}/children").read_text().split()]
             rank_1 = next(p for p in workers if b"RANK=1\x00" in Path(f"/proc/{p}/environ").read_bytes())
             os.kill(rank_1, signal.SIGKILL)
-        _, stderr = job_process.communicate(timeout=120)
+        _, stderr = job_process.communicate(timeout=HANG_S)
         assert job_process.returncode != 0
         if how == "sigterm":
             assert "stopped by SIGTERM at step" in stderr, stderr[-2000:]
@@ -182,14 +183,14 @@ def test_gan_run_nproc_hands_over_to_torchrun(tmp_path):
     out = tmp_path / "shortcut"
     done = subprocess.run(["gan", "run", "--nproc", "2", "--arch", "mlp", "--objective", "gan", "--dataset",
                            "gaussians", "--steps", "6", "--log-every", "3", "--device", "cpu", "--out", str(out),
-                           "--no-progress"], capture_output=True, text=True, timeout=240)
+                           "--no-progress"], capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("done: ") == 1
     assert json.loads((out / "config.json").read_text())["processes"][0]["world_size"] == 2
     # under torchrun itself every rank finds the mistake; rank 0 alone says it
     refused = subprocess.run(torchrun("-m", "gan_registry", "run", "--arch", "mlp", "--objective", "gan", "--dataset",
                                       "gaussians", "--batch-size", "63", "--device", "cpu",
-                                      "--out", str(tmp_path / "odd")), capture_output=True, text=True, timeout=120)
+                                      "--out", str(tmp_path / "odd")), capture_output=True, text=True, timeout=HANG_S)
     assert refused.returncode != 0
     assert refused.stderr.count("Error: --batch-size 63 is the global batch") == 1, refused.stderr[-3000:]
     assert not (tmp_path / "odd").exists()

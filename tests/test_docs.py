@@ -17,6 +17,7 @@ import pytest
 
 import gan_registry
 from gan_registry import hookspecs, testing
+from gan_registry.testing import HANG_S
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -38,7 +39,7 @@ def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-        cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True, timeout=HANG_S,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return out

@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from gan_registry.testing import HANG_S
 
 BLOCK = re.compile(r'^```python title="(?P<title>[^"]+)"\n(?P<body>.*?)^```$', re.M | re.S)
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "tutorials" / "python-api.md"
@@ -16,7 +17,7 @@ def test_python_api_tutorial_runs(tmp_path):
     outputs = {}
     for name, body in scripts:
         (tmp_path / name).write_text(body)
-        result = subprocess.run([sys.executable, name], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        result = subprocess.run([sys.executable, name], cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S)
         assert result.returncode == 0, result.stderr
         outputs[name] = result.stdout
     assert "trained 300 steps" in outputs["ring.py"] and "samples (1000, 2)" in outputs["ring.py"]

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from gan_registry.cli import cli
 from gan_registry.scaffold import KINDS, render
-from gan_registry.testing import isolated_registry, toy_plugin, train_briefly
+from gan_registry.testing import HANG_S, isolated_registry, toy_plugin, train_briefly
 
 NAMES = {"architecture": "scaffold-arch", "objective": "scaffold-loss", "dataset": "scaffold-data"}
 
@@ -45,7 +45,7 @@ def scaffolded(tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "--disable-pip-version-check", "--target", str(site), *(str(root / name) for name in NAMES.values())],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=HANG_S,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return root, site
@@ -56,7 +56,7 @@ def test_scaffolded_packages_pass_their_own_tests(scaffolded):
     tests = [root / name / "tests" / f"test_gan_registry_{name.replace('-', '_')}.py" for name in NAMES.values()]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, tests)],
-        cwd=root, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=300,
+        cwd=root, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=HANG_S,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "9 passed" in result.stdout
@@ -69,7 +69,7 @@ def test_scaffolded_components_train_together_through_gan_run(scaffolded):
         [sys.executable, "-m", "gan_registry", "run", "--arch", NAMES["architecture"], "--objective",
          NAMES["objective"], "--dataset", NAMES["dataset"], "--steps", "3", "--batch-size", "32", "--no-progress",
          "--out", str(out)],
-        cwd=root, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=300,
+        cwd=root, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=HANG_S,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / "checkpoints" / "last.pt").exists()
@@ -146,7 +146,7 @@ def test_gan_help_and_scaffolding_do_not_import_torch(tmp_path):
         "assert 'torch' not in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "light")], capture_output=True, text=True,
-                            timeout=60)
+                            timeout=HANG_S)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "light" / "gan_registry_light" / "__init__.py").exists()
 

@@ -14,7 +14,7 @@ from gan_registry import checkpoint, input_gradients
 from gan_registry._plan import Settings, make_plan
 from gan_registry._speed import _SCALER, Precision
 from gan_registry.plugins import load_registry
-from gan_registry.testing import count_host_syncs, invoke_gan
+from gan_registry.testing import HANG_S, count_host_syncs, invoke_gan
 from gan_registry.training import Trainer
 
 REGISTRY = load_registry()
@@ -198,7 +198,7 @@ def test_no_host_sync_in_a_training_step(tmp_path, settings):
 def test_a_training_run_imports_neither_torchvision_nor_sklearn_nor_matplotlib(tmp_path):
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "gan_registry", "run", "--arch", "mlp",
                              "--objective", "gan", "--dataset", "digits", "--steps", "1", "--no-progress",
-                             "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
+                             "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
     assert not imported & {"torchvision", "sklearn", "matplotlib"}

@@ -11,7 +11,7 @@ import torch
 
 from gan_registry import checkpoint
 from gan_registry.errors import CheckpointError, WriteError
-from gan_registry.testing import invoke_gan, run_gan
+from gan_registry.testing import HANG_S, invoke_gan, run_gan
 
 TOY = ["--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p", "dataset.count=2048",
        "--device", "cpu", "--no-progress"]
@@ -155,7 +155,7 @@ def interrupt_after_first_log(run_args: list[str], out) -> str:
     while not (out / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 130, stderr
     return stderr
 

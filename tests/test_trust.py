@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from gan_registry import checkpoint, export
 from gan_registry.cli import cli
 from gan_registry.errors import CheckpointError, Diverged, UserError, WriteError
-from gan_registry.testing import isolated_registry, run_gan, toy_plugin
+from gan_registry.testing import HANG_S, isolated_registry, run_gan, toy_plugin
 
 DIGITS = ["--arch", "mlp", "--objective", "gan", "--image-size", "8", "--batch-size", "32"]
 TOY = ["--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p", "dataset.count=512",
@@ -196,7 +196,7 @@ def test_sigterm_saves_the_step_reached_and_resumes(tmp_path):
     while time.time() < deadline and len(_logged(out)) < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM at step ")
     assert "continue with `gan resume" in stderr and "Traceback" not in stderr
@@ -304,7 +304,7 @@ def test_sigterm_to_the_whole_job_with_dataloader_workers(tmp_path):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=HANG_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         _, stderr = proc.communicate()

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gan_registry.testing import HANG_S
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "docs" / "tutorials"
@@ -118,7 +119,7 @@ def assert_output_matches(shown: list[str], actual: str, command: str) -> None:
             raise AssertionError(f"`{command}`: the page shows {expected!r}, the real output is:\n{actual}")
 
 
-def gan(*args: str, site: Path, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+def gan(*args: str, site: Path, cwd: Path, timeout: float = HANG_S) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "gan_registry", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -146,7 +147,7 @@ def workspace(tmp_path_factory):
         result = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q",
              "--disable-pip-version-check", "--target", str(site), *map(str, packages)],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True, timeout=HANG_S,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         cache[page] = work, site
@@ -193,7 +194,7 @@ def test_tutorial_plugin_is_discovered_and_trains(page, workspace):
     script = (f"import gan_registry as gr\nrun = gr.Run.new(arch={flags['--arch']!r}, objective={flags['--objective']!r},"
               f" dataset={flags['--dataset']!r}, params={params!r}, steps=3, batch_size=32, out='api-run').train()\n"
               "print('api step', run.step)\n")
-    api = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True, timeout=180,
+    api = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True, timeout=HANG_S,
                          env={**os.environ, "PYTHONPATH": str(site)})
     assert api.returncode == 0 and "api step 3" in api.stdout, api.stderr
 
@@ -211,7 +212,7 @@ def test_publish_tutorial_tests_pass(workspace):
     env = {**os.environ, "PYTHONPATH": str(site)}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        cwd=work, env=env, capture_output=True, text=True, timeout=HANG_S,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 passed" in result.stdout

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from gan_registry import IncompatibleError, Run, load_plugins
-from gan_registry.testing import build, preserved_rng
+from gan_registry.testing import HANG_S, build, preserved_rng
 
 
 def load_networks(registry, run_dir: Path):
@@ -41,7 +41,7 @@ def gan(*commands: list[str], cwd: Path) -> list[subprocess.CompletedProcess]:
     procs = [(c, _start(*c, cwd=cwd)) for c in commands]
     done = []
     for command, proc in procs:
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=HANG_S)
         done.append(subprocess.CompletedProcess(command, proc.returncode, out, err))
     return done
 

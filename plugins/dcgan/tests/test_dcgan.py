@@ -12,6 +12,7 @@ from torch import nn
 
 import gan_registry_dcgan as dcgan
 from gan_registry import IncompatibleError, NetworkSpec, Needs
+from gan_registry.testing import HANG_S
 
 LATENT = 16
 
@@ -174,7 +175,7 @@ def gan_runs(tmp_path_factory):
     }
     finished = {}
     for name, process in started.items():
-        out, err = process.communicate(timeout=300)
+        out, err = process.communicate(timeout=HANG_S)
         finished[name] = (process.returncode, out, err, root / name)
     return finished
 

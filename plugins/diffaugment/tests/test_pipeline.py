@@ -10,6 +10,7 @@ import torch
 from gan_registry import IncompatibleError, NetworkSpec, Needs
 
 from gan_registry_diffaugment import DiffAugmentParams, build
+from gan_registry.testing import HANG_S
 
 IMAGES = NetworkSpec(sample_shape=(3, 16, 16), latent_dim=8, value_range=(-1.0, 1.0))
 
@@ -310,7 +311,7 @@ def test_the_registering_module_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
             "import gan_registry_diffaugment as m\n"
             "assert m.DiffAugmentParams().policy == 'color,translation,cutout'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 0, result.stderr
 
 
