@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -123,6 +124,26 @@ REFUSED = [
      "--conditional: generator 'convt' cannot condition on labels"),
     ("--class of an unconditional run", ["sample", "{run}", "--class", "3", "-o", "{tmp}/x.png"],
      "is not conditional (train with `gan run --conditional` to draw a class)"),
+    ("a number where a settings file names a piece", ["run", "--config", "{tmp}/number.toml"],
+     "arch must be a name (a string), got 5"),
+    ("a settings file that is not UTF-8", ["run", "--config", "{tmp}/latin1.toml"],
+     "not UTF-8 text (byte 0xe9 at offset 10); TOML files are UTF-8"),
+    ("a settings file nested 100,000 deep", ["run", "--config", "{tmp}/deep.toml"], "nested too deeply to be settings"),
+    ("a settings file that is a FIFO", ["run", "--config", "{tmp}/pipe.toml"], "is a FIFO, not a regular file"),
+    ("callbacks as one string in a settings file", ["run", "--config", "{tmp}/callbacks.toml"],
+     "callbacks must be a list of callback names, got 'progress'"),
+    ("a run whose config.json is a FIFO", ["sample", "{pipe_config}", "-o", "{tmp}/x.png"],
+     "is a FIFO, not a regular file"),
+    ("a run whose config.json is nested 100,000 deep", ["sample", "{deep_config}", "-o", "{tmp}/x.png"],
+     "is nested too deeply to be the config of a gan run"),
+    ("discriminator steps past any schedule", ["run", *MLP, "-p", "objective.discriminator_steps=100000000"],
+     "discriminator_steps must be at most 1000 (steps per generator step), got 100000000"),
+    ("a network width past memory", ["run", *MLP, "-p", "arch.hidden=100000000000000000000"],
+     "generator 'mlp' asked for more than this machine can hold while building the generator"
+     " (hidden=100000000000000000000)"),
+    ("a latent dimension past memory", ["run", *MLP, "--latent-dim", "100000000"],
+     "asked for more than this machine can hold while building the generator (--latent-dim 100000000)"),
+    ("a seed past 2**63", ["run", *MLP, "--seed", "100000000000000000000000"], "--seed must be below 2**63"),
 ]
 
 # (description shown in the docs, what is in the image folder) -> the run trains and warns once
@@ -183,6 +204,17 @@ def world(tmp_path_factory) -> dict[str, str]:
     (tmp / "typo.toml").write_text('arch = "mlp"\nobjective = "gan"\nepoch = 3\n')
     (tmp / "seed.toml").write_text('arch = "mlp"\nobjective = "gan"\nseed = 1.5\n')
     (tmp / "precision.toml").write_text('arch = "mlp"\nobjective = "gan"\nprecision = "8"\n')
+    (tmp / "number.toml").write_text('arch = 5\nobjective = "gan"\n')
+    (tmp / "latin1.toml").write_bytes(b'arch = "ml\xe9p"\nobjective = "gan"\n')
+    (tmp / "deep.toml").write_text("arch = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    os.mkfifo(tmp / "pipe.toml")
+    (tmp / "callbacks.toml").write_text('arch = "mlp"\nobjective = "gan"\ncallbacks = "progress"\n')
+    for name, make in (("pipe_config", os.mkfifo),
+                       ("deep_config", lambda p: p.write_text("[" * 100_000 + "]" * 100_000))):
+        shutil.copytree(run, tmp / name)
+        (tmp / name / "config.json").unlink()
+        make(tmp / name / "config.json")
+        places[name] = tmp / name
     (tmp / "model.safetensors").write_bytes(b"precious")
     (tmp / "garbage.safetensors").write_bytes(struct.pack("<Q", 10**12) + b"{}")
     return {key: str(value) for key, value in places.items()}
