@@ -6,10 +6,10 @@ order. Each image is converted to RGB (or grayscale with `channels=1`; transpare
 are composited on white first), resized so its shorter side is the image size, and
 centre-cropped to a square, in [-1, 1].
 
-Every file is decoded once up front, so unreadable or truncated files are skipped (with
-one warning) before training starts. When the decoded images fit in `max_memory_mb` they
-are kept in memory as one tensor; otherwise each image is decoded again when its batch is
-drawn, by the engine's DataLoader workers.
+Every file is decoded once up front, so unreadable or truncated files, and FIFOs or devices
+named like images, are skipped (with one warning) before training starts. When the decoded
+images fit in `max_memory_mb` they are kept in memory as one tensor; otherwise each image is
+decoded again when its batch is drawn, by the engine's DataLoader workers.
 
 Importing this module does not import torch, torchvision or PIL.
 """

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 import torch
 from PIL import Image, ImageOps
@@ -27,7 +28,7 @@ def find_images(root: Path) -> list[Path]:
     """Image files under `root`, recursively, sorted by their path relative to `root`.
 
     Hidden files and folders (names starting with '.') are skipped; symlinked folders are
-    followed once each.
+    followed once each. Listed by name alone: decode() refuses a FIFO or device named like an image.
     """
     found: list[Path] = []
     seen: set[str] = set()
@@ -61,9 +62,34 @@ def make_transform(size: int) -> Callable[[Image.Image], torch.Tensor]:
     )
 
 
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, for a message."""
+    kinds = [(stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder")]
+    return next((kind for test, kind in kinds if test(mode)), "not a file")
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for reading; OSError unless it is a regular file (a FIFO would block a reader forever).
+
+    Opened without blocking and checked on the open descriptor, so a file swapped for a FIFO since it was
+    listed is refused too.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"not a regular file ({_kind(mode)})")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def decode(path: str | Path, size: int, channels: int, transform: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
     """One image file as a uint8 tensor (channels, size, size); raises if it cannot be read in full."""
-    with Image.open(path) as img:
+    with open_regular(path) as f, Image.open(f) as img:
         # JPEG only: decode at 1/2, 1/4 or 1/8 scale where that still leaves both sides >= size
         # (much faster for camera photos); the decoder still reads every byte of the file.
         img.draft(None, (size, size))

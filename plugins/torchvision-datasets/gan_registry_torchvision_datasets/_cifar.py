@@ -17,14 +17,21 @@ import numpy as np
 
 from gan_registry import UserError
 
+from ._common import check_labels
+
+CLASSES = 10
 _RECONSTRUCT = np.zeros(1).__reduce__()[0]  # numpy's array rebuilder, wherever this NumPy version keeps it
 _MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
+
+
+class _Refused(pickle.UnpicklingError):
+    """Something the format never holds, refused before it was called; pickle raises its parent for a cut file too."""
 
 
 def _dtype(spec: Any, *args: Any) -> np.dtype:
     # Only plain numbers: a pickle's BUILD step could otherwise turn the dtype into one holding objects.
     if not (isinstance(spec, str) and np.dtype(spec).kind in "biuf"):
-        raise pickle.UnpicklingError(f"a dtype {spec!r}, which is not a plain number type")
+        raise _Refused(f"a dtype {spec!r}, which is not a plain number type")
     return np.dtype(spec)
 
 
@@ -38,12 +45,12 @@ class _BatchUnpickler(pickle.Unpickler):
             return _dtype
         if module == "_codecs" and name == "encode":  # how protocol 2 stores bytes when Python 3 writes it
             return _latin1
-        raise pickle.UnpicklingError(f"{module}.{name}")
+        raise _Refused(f"{module}.{name}")
 
 
 def _latin1(text: str, encoding: str = "latin1") -> bytes:
     if encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r}")
+        raise _Refused(f"_codecs.encode with {encoding!r}")
     return text.encode("latin1")
 
 
@@ -57,12 +64,12 @@ def load_batch(path: str) -> dict[str, Any]:
         raw = f.read()
     try:
         entry = _BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except pickle.UnpicklingError as error:
+    except _Refused as error:
         raise UserError(f"refused {path}: it is not a CIFAR-10 batch (it names {error}, which the format never"
                         " holds; loading it could run code, and nothing in it was run)") from None
     except Exception as error:
-        raise UserError(f"could not read {path} ({type(error).__name__}: {error}); replace it with the official"
-                        " file") from None
+        raise UserError(f"could not read {path}: it is truncated or corrupt ({type(error).__name__}: {error});"
+                        " replace it with the official file") from None
     if not isinstance(entry, dict):
         raise UserError(f"{path} is not a CIFAR-10 batch (a {type(entry).__name__}, not a dict)")
     return {_text(key): value for key, value in entry.items()}
@@ -80,6 +87,7 @@ def read_split(folder: str, names: list[str], meta_name: str) -> SimpleNamespace
         found = entry.get("labels", [])
         if not (isinstance(found, list) and len(found) == len(data) and all(isinstance(v, int) for v in found)):
             raise UserError(f"{path} is not a CIFAR-10 batch: its 'labels' are not one integer per image")
+        check_labels(path, found, CLASSES)
         images.append(data)
         labels.extend(found)
     meta = load_batch(os.path.join(folder, meta_name))

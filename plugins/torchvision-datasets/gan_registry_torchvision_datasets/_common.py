@@ -2,13 +2,23 @@
 
 torchvision reads the files; this module only checks that they are there first (so a user
 without network gets one clear line, not a traceback), unpacks archives the user put in
-place, and turns the dataset's uint8 `.data` into one float tensor in [-1, 1].
+place, and turns the dataset's uint8 `.data` into one float tensor in [-1, 1]. The files are
+the user's input: an archive is unpacked only when every member stays in the data folder,
+and a file whose header disagrees with the format is refused before torchvision reads it.
 """
 from __future__ import annotations
 
 import functools
+import gzip
+import math
 import os
+import shutil
 import socket
+import stat
+import struct
+import tarfile
+import tempfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +29,15 @@ PROBE_TIMEOUT_S = 3.0
 """How long a download site may take to answer before it counts as unreachable."""
 DOWNLOAD_TIMEOUT_S = 30.0
 """Socket timeout while torchvision downloads (it opens its URLs without one): a stall fails, not hangs."""
+TAR_MAX_BYTES = 2**30
+"""Most bytes a tar archive may unpack to (CIFAR-10's unpacks to 178 MB): a bomb is refused before it is written."""
+TAR_MAX_MEMBERS = 10_000
+"""Most members a tar archive may hold (CIFAR-10's holds 9)."""
+GZIP_MAX_BYTES = 64 * 2**20
+"""Most bytes a gzipped IDX file may inflate to (the largest official one, train-images-idx3-ubyte, is 47,040,016)."""
+IDX_IMAGES, IDX_LABELS = 2051, 2049
+"""The magic numbers that open MNIST's IDX files: unsigned bytes in 3 dimensions (images) or 1 (labels)."""
+IDX_SIDE = 28
 
 
 @dataclass
@@ -57,6 +76,19 @@ class _Layout:
     def missing(self, cls: Any, root: str) -> list[str]:
         folder = self.folder(cls, root)
         return [name for name in self.required(cls) if not os.path.isfile(os.path.join(folder, name))]
+
+    def irregular(self, cls: Any, root: str) -> str | None:
+        """Why a required file that is there is not one to read (a FIFO would block its reader forever), or None."""
+        folder = self.folder(cls, root)
+        for name in self.required(cls):
+            path = os.path.join(folder, name)
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                continue  # not there: missing() names it
+            if not stat.S_ISREG(mode):
+                return f"refused {path}: it is {_kind(mode)}, not a regular file; replace it with the official file"
+        return None
 
     def unpack(self, cls: Any, root: str) -> None:
         """Unpack archives the user put in place of missing files."""
@@ -101,13 +133,115 @@ def _unreachable(urls: list[str]) -> str | None:
     return reason
 
 
-def _unpack(name: str, archive: str, into: str) -> None:
-    from torchvision.datasets.utils import extract_archive
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, for a message."""
+    kinds = [(stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder")]
+    return next((kind for test, kind in kinds if test(mode)), "not a file")
 
+
+def _tar_refusal(tar: tarfile.TarFile, root: str) -> str | None:
+    """Why `tar` may not be unpacked into `root`, from every member's header before any is written; or None.
+
+    Only files and folders named inside `root` pass: a link member could point a later member anywhere.
+    """
+    total = 0
+    for count, member in enumerate(tar, 1):
+        name = member.name
+        total += member.size
+        if count > TAR_MAX_MEMBERS:
+            return f"it holds more than {TAR_MAX_MEMBERS:,} members"
+        if total > TAR_MAX_BYTES:
+            return f"it unpacks to more than {TAR_MAX_BYTES // 2**30} GiB (CIFAR-10's unpacks to 178 MB)"
+        if os.path.isabs(name):
+            return f"member {name!r} has an absolute name"
+        if os.path.commonpath([root, os.path.normpath(os.path.join(root, name))]) != root:
+            return f"member {name!r} would be written outside {root}"
+        if ".." in name.split("/"):
+            return f"member {name!r} has '..' in its name"
+        if member.issym() or member.islnk():
+            return f"member {name!r} is a {'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
+        if not (member.isfile() or member.isdir()):
+            kind = "a FIFO" if member.isfifo() else "a device file" if member.isdev() else f"of tar type {member.type!r}"
+            return f"member {name!r} is {kind}, not a file or folder"
+    return None
+
+
+def _move(source: str, target: str) -> None:
+    """Move `source` to `target`, merging folders: a file of the same name is replaced, others are kept."""
+    if os.path.isdir(source) and os.path.isdir(target):
+        for name in os.listdir(source):
+            _move(os.path.join(source, name), os.path.join(target, name))
+    else:
+        os.replace(source, target)
+
+
+def _untar(archive: str, root: str) -> None:
+    """Unpack the tar `archive` into the folder `root`, or refuse it whole.
+
+    The members go to a hidden folder in `root` first and are moved into place once all are out, so a
+    failure part-way leaves no half-written folder.
+    """
+    root = os.path.abspath(root)
     try:
-        extract_archive(archive, into)
-    except Exception as error:  # a truncated or foreign archive
-        raise UserError(f"{name}: could not unpack {archive} ({type(error).__name__}: {error}); replace or delete it")
+        with tarfile.open(archive) as tar, tempfile.TemporaryDirectory(prefix=".unpack-", dir=root) as unpacked:
+            refusal = _tar_refusal(tar, root)
+            if refusal:
+                raise UserError(f"refused {archive}: {refusal}; nothing was extracted")
+            tar.extractall(unpacked, filter="data")  # a second line of defence behind the check above
+            for name in os.listdir(unpacked):
+                _move(os.path.join(unpacked, name), os.path.join(root, name))
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        raise UserError(f"could not unpack {archive} ({type(error).__name__}: {error}); replace or delete it") from None
+
+
+def _gunzip(archive: str, target: str) -> None:
+    """Inflate `archive` to `target`, refusing it past GZIP_MAX_BYTES; a failure leaves no file behind."""
+    try:
+        with gzip.open(archive) as source, \
+                tempfile.TemporaryDirectory(prefix=".unpack-", dir=os.path.dirname(target)) as unpacked:
+            part = os.path.join(unpacked, os.path.basename(target))
+            with open(part, "wb") as out:
+                written = 0
+                while chunk := source.read(2**20):
+                    written += len(chunk)
+                    if written > GZIP_MAX_BYTES:
+                        raise UserError(f"refused {archive}: it inflates past {GZIP_MAX_BYTES // 2**20} MiB (the"
+                                        " largest official file is 47 MB); nothing was written")
+                    out.write(chunk)
+            os.replace(part, target)
+    except (OSError, EOFError, zlib.error) as error:  # not gzip, truncated, corrupt, or the folder is not writable
+        raise UserError(f"could not unpack {archive} ({type(error).__name__}: {error}); replace or delete it;"
+                        " nothing was written") from None
+
+
+def _idx_count(path: str, magic: int, what: str, shape: tuple[int, ...]) -> int:
+    """How many items of `shape` the IDX file at `path` holds, once its header and its size agree."""
+    ndim = 1 + len(shape)
+    with open(path, "rb") as f:
+        header = f.read(4 * (1 + ndim))
+        size = os.fstat(f.fileno()).st_size
+    fields = struct.unpack(f">{1 + ndim}I", header) if len(header) == 4 * (1 + ndim) else (None,)
+    if fields[0] != magic:
+        raise UserError(f"{path} is not an IDX file of {what} (it does not start with the magic number {magic});"
+                        " replace it with the official file")
+    count, *dims = fields[1:]
+    if tuple(dims) != shape:
+        raise UserError(f"{path} holds {what} of {'x'.join(map(str, dims))} pixels, not"
+                        f" {'x'.join(map(str, shape))}; replace it with the official file")
+    expected = len(header) + count * math.prod(shape)
+    if size != expected:
+        raise UserError(f"{path} is {size:,} bytes, but its header says {count:,} {what} ({expected:,} bytes); it is"
+                        " truncated or corrupt: replace it with the official file")
+    return count
+
+
+def check_labels(path: str, labels: list[int], classes: int) -> None:
+    """Refuse a label outside 0..classes-1: a conditional model would index past its class embeddings."""
+    for index, label in enumerate(labels):
+        if not 0 <= label < classes:
+            raise UserError(f"{path}: label {label} of image {index} is outside 0..{classes - 1}; replace it with the"
+                            " official file")
 
 
 class _IdxLayout(_Layout):
@@ -119,23 +253,37 @@ class _IdxLayout(_Layout):
     def required(self, cls: Any) -> list[str]:
         return [os.path.splitext(name)[0] for name, _md5 in cls.resources]
 
+    def processed(self, cls: Any, root: str) -> list[str]:
+        """The train and test tensors torchvision before 0.9 saved; torchvision reads them in place of raw/."""
+        folder = os.path.join(root, cls.__name__, "processed")
+        return [os.path.join(folder, name) for name in (cls.training_file, cls.test_file)]
+
     def present(self, cls: Any, root: str) -> bool:
-        # torchvision still reads the tensors that versions before 0.9 saved in processed/
-        processed = os.path.join(root, cls.__name__, "processed")
-        legacy = all(os.path.isfile(os.path.join(processed, f)) for f in (cls.training_file, cls.test_file))
-        return legacy or super().present(cls, root)
+        return all(map(os.path.isfile, self.processed(cls, root))) or super().present(cls, root)
 
     def unpack(self, cls: Any, root: str) -> None:
         folder = self.folder(cls, root)
         for name in self.missing(cls, root):
             archive = os.path.join(folder, name + ".gz")
             if os.path.isfile(archive):
-                try:
-                    _unpack(cls.__name__, archive, folder)
-                except UserError:
-                    if os.path.exists(os.path.join(folder, name)):
-                        os.remove(os.path.join(folder, name))  # not leave a truncated file behind
-                    raise
+                _gunzip(archive, os.path.join(folder, name))
+
+    def open(self, cls: Any, root: str, train: bool, params: Params) -> Any:
+        # torchvision asserts on a header it dislikes, and reads labels and images of unequal counts as they are
+        processed = self.processed(cls, root)
+        if all(map(os.path.isfile, processed)):
+            labels = processed[0 if train else 1]
+        else:
+            prefix = os.path.join(self.folder(cls, root), "train" if train else "t10k")
+            images, labels = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+            count = _idx_count(images, IDX_IMAGES, "images", (IDX_SIDE, IDX_SIDE))
+            labelled = _idx_count(labels, IDX_LABELS, "labels", ())
+            if labelled != count:
+                raise UserError(f"{labels} holds {labelled:,} labels but {images} holds {count:,} images; replace"
+                                " them with the official files")
+        data = cls(root, train=train, download=False)
+        check_labels(labels, data.targets.tolist(), len(cls.classes))
+        return data
 
     def hint(self, cls: Any, root: str, missing: list[str]) -> str:
         names = [f"{name}(.gz)" for name in missing]
@@ -163,7 +311,7 @@ class _CifarLayout(_Layout):
     def unpack(self, cls: Any, root: str) -> None:
         archive = os.path.join(root, cls.filename)
         if self.missing(cls, root) and os.path.isfile(archive):
-            _unpack(cls.__name__, archive, root)
+            _untar(archive, root)
 
     def hint(self, cls: Any, root: str, missing: list[str]) -> str:
         return (
@@ -175,10 +323,12 @@ class _CifarLayout(_Layout):
         return [cls.url]
 
     def fetch(self, cls: Any, root: str) -> None:
-        from torchvision.datasets.utils import download_and_extract_archive
+        from torchvision.datasets.utils import download_url
 
-        # The archive alone, MD5-checked: CIFAR10(download=True) would also unpickle the batches.
-        download_and_extract_archive(cls.url, root, filename=cls.filename, md5=cls.tgz_md5)
+        # The archive alone, MD5-checked: CIFAR10(download=True) would also unpickle the batches, and
+        # torchvision's extraction follows link members out of root.
+        download_url(cls.url, root, filename=cls.filename, md5=cls.tgz_md5)
+        _untar(os.path.join(root, cls.filename), root)
 
     def open(self, cls: Any, root: str, train: bool, params: Params) -> Any:
         # Never torchvision's reader: it unpickles the batches, and a crafted one runs code.
@@ -191,7 +341,7 @@ class _CifarLayout(_Layout):
         if getattr(params, "verify", True):
             for name, md5 in [*listed, (cls.meta["filename"], cls.meta["md5"])]:
                 if not check_integrity(os.path.join(folder, name), md5):
-                    raise UserError(f"{cls.__name__.lower()}: the files in {folder} do not match the MD5 checksums"
+                    raise UserError(f"the files in {folder} do not match the MD5 checksums"
                                     " of the official CIFAR-10 release; replace them, or pass -p dataset.verify=false"
                                     " to load them as they are (read as plain arrays, never as code)")
         return read_split(folder, [name for name, _md5 in listed], cls.meta["filename"])
@@ -241,9 +391,18 @@ class TorchvisionImages:
             socket.setdefaulttimeout(previous)
 
     def read(self, params: Params, root: str, train: bool) -> Any:
-        """torchvision's dataset for one split; a UserError when its files cannot be had."""
+        """torchvision's dataset for one split; a UserError, naming this dataset, when its files cannot be had."""
+        try:
+            return self._read(params, root, train)
+        except UserError as error:
+            raise UserError(f"{self.name}: {error}") from None
+
+    def _read(self, params: Params, root: str, train: bool) -> Any:
         base = self.torchvision_class()
         folder = self.files.folder(base, root)
+        refusal = self.files.irregular(base, root)
+        if refusal:
+            raise UserError(refusal)
         if not self.files.present(base, root):
             self.files.unpack(base, root)
         if self.files.present(base, root):
@@ -253,22 +412,23 @@ class TorchvisionImages:
                 raise
             except Exception as error:
                 problem = " ".join(str(error).split()) or type(error).__name__
-                raise UserError(f"{self.name}: could not read the {self.title} files in {folder} "
+                raise UserError(f"could not read the {self.title} files in {folder} "
                                 f"({type(error).__name__}: {problem}); replace them with the official ones") from None
         missing = self.files.missing(base, root)
         problem = f"no data in {folder}" if len(missing) == len(self.files.required(base)) else \
             f"{folder} lacks {', '.join(missing)}"
         hint = self.files.hint(base, root, missing)
         if not params.download:
-            raise UserError(f"{self.name}: {problem}; {hint}, or run with -p dataset.download=true and network access")
+            raise UserError(f"{problem}; {hint}, or run with -p dataset.download=true and network access")
         try:
             self._download(base, root, train)
             return self.files.open(base, root, train, params)
+        except UserError:  # the downloaded files, refused
+            raise
         except Exception as error:  # no network, a mirror down, a checksum mismatch
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             reason = lines[-1] if lines else type(error).__name__
-            raise UserError(f"{self.name}: {problem}; {hint}, or run with network access "
-                            f"(download failed: {reason})") from None
+            raise UserError(f"{problem}; {hint}, or run with network access (download failed: {reason})") from None
 
     def loader(self, read, size: int, train: bool):
         def load():

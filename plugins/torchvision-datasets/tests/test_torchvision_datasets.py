@@ -6,11 +6,15 @@ download attempt fails at once whether or not this machine has network.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pickle
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,7 @@ import torch
 
 from gan_registry import DataContext, UserError
 from gan_registry.testing import isolated_registry
-from gan_registry_torchvision_datasets import cifar10, fashion_mnist, mnist
+from gan_registry_torchvision_datasets import _common, cifar10, fashion_mnist, mnist
 
 N_TRAIN, N_TEST = 40, 24
 CIFAR_PER_BATCH, CIFAR_TEST = 4, 6
@@ -85,6 +89,36 @@ def write_cifar(data_dir: Path) -> dict[str, np.ndarray]:
     return {"train": train, "test": test}
 
 
+def file_member(name: str, data: bytes = b"x\n") -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def special_member(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, linkname
+    return info, None
+
+
+def write_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    """A tar.gz of the members exactly as given: tarfile writes any name and type it is handed."""
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, None if data is None else io.BytesIO(data))
+    return path
+
+
+def escaping_archive(data_dir: Path, outside: Path) -> Path:
+    """The acceptance check's cifar-10-python.tar.gz: '..', an absolute name, and a link a later member goes through."""
+    data_dir.mkdir(parents=True)
+    return write_tar(data_dir / "cifar-10-python.tar.gz", [
+        file_member("../../ESCAPED_REL"), file_member(str(outside / "ESCAPED_ABS")),
+        special_member("cifar-10-batches-py", tarfile.SYMTYPE, str(outside)),
+        file_member("cifar-10-batches-py/ESCAPED_LINK"),
+    ])
+
+
 OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": "",
            "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
 """A proxy on the discard port, which nothing listens on here: every download is refused at once."""
@@ -105,9 +139,12 @@ def gan_runs(tmp_path_factory):
     write_idx(root / "data", "MNIST", gzipped=True)
     common = ["run", "--arch", "mlp", "--objective", "gan", "--dataset", "mnist", "--steps", "5", "--batch-size", "8",
               "--device", "cpu", "--no-progress"]
+    escaping_archive(root / "evil" / "sub", outside=root)
     started = {
         "missing": start_gan(*common, "--data-dir", root / "empty", "--out", root / "run-missing", cwd=root),
         "tiny": start_gan(*common, "--data-dir", root / "data", "--out", root / "run", cwd=root),
+        "escape": start_gan(*common, "--dataset", "cifar10", "--data-dir", root / "evil" / "sub", "-p",
+                            "dataset.download=false", "--out", root / "run-escape", cwd=root),
     }
     done = {}
     for key, process in started.items():
@@ -120,6 +157,19 @@ def gan_runs(tmp_path_factory):
 def offline(monkeypatch):
     for key, value in OFFLINE.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def no_hang():
+    """Fail, rather than hang, a test whose code would open a FIFO and wait for a writer that never comes."""
+    def stuck(*_):
+        raise TimeoutError("blocked for 60 s: a FIFO was opened")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize("name, class_name, gzipped", [("mnist", "MNIST", False), ("fashion-mnist", "FashionMNIST", True)])
@@ -194,9 +244,10 @@ def test_missing_or_broken_files_are_user_errors(tmp_path, offline):
         source("mnist", tmp_path / "cut").load()
     assert not archive.with_suffix("").exists()  # no truncated file left for the next run
 
-    write_idx(tmp_path / "flat", "MNIST", gzipped=False)  # images stored as one 2-D array: torchvision refuses
+    write_idx(tmp_path / "flat", "MNIST", gzipped=False)  # images stored as one 2-D array: magic number 2050
     (tmp_path / "flat" / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((40, 784))))
-    with pytest.raises(UserError, match=r"^mnist: could not read the MNIST files in .*ValueError: x should have 3"):
+    with pytest.raises(UserError, match=r"^mnist: .*/train-images-idx3-ubyte is not an IDX file of images \(it does"
+                                        r" not start with the magic number 2051\)"):
         source("mnist", tmp_path / "flat").load()
 
 
@@ -263,3 +314,213 @@ def test_labels_and_class_names(tmp_path, offline):
     cifar = source("cifar10", tmp_path / "c", verify=False)
     assert cifar.classes[0] == "airplane" and len(cifar.classes) == 10
     assert torch.equal(cifar.load_labels(), torch.arange(5 * CIFAR_PER_BATCH) % CIFAR_PER_BATCH % 10)
+
+
+def test_gan_run_refuses_an_archive_that_writes_outside_the_data_folder(gan_runs):
+    root, done = gan_runs
+    returncode, stdout, stderr = done["escape"]
+    assert returncode == 2, stdout + stderr
+    output = (stdout + stderr).strip()
+    assert "Traceback" not in output and output.count("\n") == 0, output
+    archive = root / "evil" / "sub" / "cifar-10-python.tar.gz"
+    assert output == (f"Error: cifar10: refused {archive}: member '../../ESCAPED_REL' would be written outside"
+                      f" {archive.parent}; nothing was extracted")
+    assert not list(root.rglob("ESCAPED*"))
+    assert os.listdir(archive.parent) == [archive.name]  # no half-unpacked folder either
+
+
+def cifar_batch_bytes() -> bytes:
+    return pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}, protocol=2)
+
+
+@pytest.mark.parametrize("case", ["relative", "absolute", "dotdot", "symlink", "hardlink", "fifo", "device"])
+def test_crafted_cifar_archive_is_refused_whole(tmp_path, offline, case):
+    data_dir = tmp_path / "d" / "sub"
+    data_dir.mkdir(parents=True)
+    outside = str(tmp_path / "ESCAPED")
+    crafted, refusal = {
+        "relative": ([file_member("../../ESCAPED")], "member '../../ESCAPED' would be written outside " + str(data_dir)),
+        "absolute": ([file_member(outside)], f"member '{outside}' has an absolute name"),
+        "dotdot": ([file_member("cifar-10-batches-py/../ESCAPED")],
+                   "member 'cifar-10-batches-py/../ESCAPED' has '..' in its name"),
+        "symlink": ([special_member("cifar-10-batches-py", tarfile.SYMTYPE, str(tmp_path)),
+                     file_member("cifar-10-batches-py/ESCAPED")],
+                    f"member 'cifar-10-batches-py' is a symbolic link to '{tmp_path}'"),
+        "hardlink": ([special_member("cifar-10-batches-py/test_batch", tarfile.LNKTYPE, outside)],
+                     f"member 'cifar-10-batches-py/test_batch' is a hard link to '{outside}'"),
+        "fifo": ([special_member("cifar-10-batches-py/test_batch", tarfile.FIFOTYPE)],
+                 "member 'cifar-10-batches-py/test_batch' is a FIFO, not a file or folder"),
+        "device": ([special_member("cifar-10-batches-py/test_batch", tarfile.CHRTYPE)],
+                   "member 'cifar-10-batches-py/test_batch' is a device file, not a file or folder"),
+    }[case]
+    # a genuine member first: every member is checked before any is written
+    archive = write_tar(data_dir / "cifar-10-python.tar.gz",
+                        [file_member("cifar-10-batches-py/data_batch_1", cifar_batch_bytes()), *crafted])
+    with pytest.raises(UserError) as raised:
+        source("cifar10", data_dir, download=False).load()
+    assert str(raised.value) == f"cifar10: refused {archive}: {refusal}; nothing was extracted"
+    assert not list(tmp_path.rglob("ESCAPED*"))
+    assert os.listdir(data_dir) == [archive.name]
+
+
+def test_archive_bombs_are_refused_before_unpacking(tmp_path, offline):
+    (tmp_path / "many").mkdir()
+    many = write_tar(tmp_path / "many" / "cifar-10-python.tar.gz",
+                     [special_member(f"d{i}", tarfile.DIRTYPE) for i in range(_common.TAR_MAX_MEMBERS + 1)])
+    with pytest.raises(UserError, match=r"^cifar10: refused .*: it holds more than 10,000 members; nothing was"):
+        source("cifar10", many.parent, download=False).load()
+    assert os.listdir(many.parent) == [many.name]
+
+    # a header that claims 1 GiB + 1 byte: refused from the header, before any byte of it is inflated
+    huge = tmp_path / "huge" / "cifar-10-python.tar.gz"
+    huge.parent.mkdir()
+    info, _data = file_member("cifar-10-batches-py/data_batch_1")
+    info.size = _common.TAR_MAX_BYTES + 1
+    huge.write_bytes(gzip.compress(info.tobuf()))
+    with pytest.raises(UserError, match=r"^cifar10: refused .*: it unpacks to more than 1 GiB \(CIFAR-10's unpacks to"):
+        source("cifar10", huge.parent, download=False).load()
+    assert os.listdir(huge.parent) == [huge.name]
+
+
+def tar_of_cifar(staging: Path, archive: Path) -> Path:
+    write_cifar(staging)
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(staging / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return archive
+
+
+@pytest.mark.parametrize("case", ["cut", "clash"])
+def test_broken_cifar_archive_leaves_no_partial_folder(tmp_path, offline, case):
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    archive = data_dir / "cifar-10-python.tar.gz"
+    if case == "cut":
+        tar_of_cifar(tmp_path / "staging", archive)
+        archive.write_bytes(archive.read_bytes()[:archive.stat().st_size // 2])
+    else:  # every name passes the check, but the second needs the first to be a folder: it fails mid-extraction
+        write_tar(archive, [file_member("cifar-10-batches-py/data_batch_1", cifar_batch_bytes()),
+                            file_member("cifar-10-batches-py/data_batch_1/x")])
+    with pytest.raises(UserError, match=rf"^cifar10: could not unpack {re.escape(str(archive))} \(\w+: .*\); replace"
+                                        r" or delete it$"):
+        source("cifar10", data_dir, download=False).load()
+    assert os.listdir(data_dir) == [archive.name]
+
+
+def test_cifar_archive_unpacks_into_place(tmp_path, offline):
+    data_dir = tmp_path / "d"
+    (data_dir / "cifar-10-batches-py").mkdir(parents=True)
+    (data_dir / "cifar-10-batches-py" / "notes.txt").write_text("mine\n")  # merged, not replaced
+    tar_of_cifar(tmp_path / "staging", data_dir / "cifar-10-python.tar.gz")
+    expected = write_cifar(tmp_path / "again")
+    torch.testing.assert_close(source("cifar10", data_dir, verify=False, download=False).load(),
+                               scaled(expected["train"]))
+    assert sorted(os.listdir(data_dir)) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]  # no .unpack- left
+    assert (data_dir / "cifar-10-batches-py" / "notes.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("case", ["bomb", "not-gzip", "cut"])
+def test_bad_gzipped_idx_file_leaves_nothing(tmp_path, offline, case):
+    write_idx(tmp_path, "MNIST", gzipped=True)
+    raw = tmp_path / "MNIST" / "raw"
+    archive = raw / "train-images-idx3-ubyte.gz"
+    if case == "bomb":  # zeros that inflate to one byte past the bound, from a 65 KB file
+        with gzip.open(archive, "wb", compresslevel=1) as f:
+            for _ in range(_common.GZIP_MAX_BYTES // 2**20):
+                f.write(bytes(2**20))
+            f.write(b"\0")
+        refusal = (rf"^mnist: refused {re.escape(str(archive))}: it inflates past 64 MiB \(the largest official file"
+                   r" is 47 MB\); nothing was written$")
+    else:
+        archive.write_bytes(b"not gzip at all" if case == "not-gzip" else archive.read_bytes()[:200])
+        refusal = rf"^mnist: could not unpack {re.escape(str(archive))} \(\w+: .*\); replace or delete it; nothing"
+    before = sorted(os.listdir(raw))
+    with pytest.raises(UserError, match=refusal):
+        source("mnist", tmp_path).load()
+    assert sorted(os.listdir(raw)) == before  # neither the file nor a temporary one
+
+
+def test_idx_headers_are_checked_before_torchvision_reads_them(tmp_path, offline):
+    def crafted(name, dataset="mnist", class_name="MNIST", **files):
+        root = tmp_path / name
+        write_idx(root, class_name, gzipped=False)
+        for file_name, content in files.items():
+            (root / class_name / "raw" / file_name.replace("_", "-")).write_bytes(content)
+        with pytest.raises(UserError) as raised:
+            source(dataset, root).load()
+        message = str(raised.value)
+        assert message.startswith(f"{dataset}: {root / class_name / 'raw'}/") and "\n" not in message
+        return message
+
+    images = pattern(N_TRAIN, (28, 28), seed=1)
+    assert crafted("counts", "fashion-mnist", "FashionMNIST", train_labels_idx1_ubyte=idx_bytes(np.arange(20) % 10)) \
+        .endswith("/train-labels-idx1-ubyte holds 20 labels but " f"{tmp_path}/counts/FashionMNIST/raw/"
+                  "train-images-idx3-ubyte holds 40 images; replace them with the official files")
+    assert crafted("cut", train_images_idx3_ubyte=idx_bytes(images)[:-100]).endswith(
+        "/train-images-idx3-ubyte is 31,276 bytes, but its header says 40 images (31,376 bytes); it is truncated or"
+        " corrupt: replace it with the official file")
+    assert crafted("magic", train_labels_idx1_ubyte=idx_bytes(images)).endswith(
+        "/train-labels-idx1-ubyte is not an IDX file of labels (it does not start with the magic number 2049);"
+        " replace it with the official file")
+    assert crafted("short", train_images_idx3_ubyte=b"\0\0\x08").endswith(
+        "/train-images-idx3-ubyte is not an IDX file of images (it does not start with the magic number 2051);"
+        " replace it with the official file")
+    assert crafted("side", train_images_idx3_ubyte=idx_bytes(images[:, :14, :14])).endswith(
+        "/train-images-idx3-ubyte holds images of 14x14 pixels, not 28x28; replace it with the official file")
+    labels = np.arange(N_TRAIN) % 10
+    labels[3] = 12
+    assert crafted("label", train_labels_idx1_ubyte=idx_bytes(labels)).endswith(
+        "/train-labels-idx1-ubyte: label 12 of image 3 is outside 0..9; replace it with the official file")
+
+
+def test_truncated_cifar_batch_is_not_called_code(tmp_path, offline):
+    write_cifar(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:2000])
+    with pytest.raises(UserError) as raised:
+        source("cifar10", tmp_path, verify=False).load()
+    assert re.fullmatch(rf"cifar10: could not read {re.escape(str(batch))}: it is truncated or corrupt \(\w+: .+\);"
+                        r" replace it with the official file", str(raised.value)), raised.value
+    assert "run code" not in str(raised.value)
+
+
+def test_cifar_label_outside_the_classes_is_refused(tmp_path, offline):
+    write_cifar(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    entry = {"data": np.zeros((2, 3072), np.uint8), "labels": [99, 1]}
+    batch.write_bytes(pickle.dumps(entry, protocol=2))
+    with pytest.raises(UserError) as raised:
+        source("cifar10", tmp_path, verify=False).load_labels()
+    assert str(raised.value) == (f"cifar10: {batch}: label 99 of image 0 is outside 0..9; replace it with the"
+                                 " official file")
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_fifo_in_place_of_a_data_file_is_refused_unopened(tmp_path, offline, no_hang, verify):
+    write_cifar(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    batch.unlink()
+    os.mkfifo(batch)
+    with pytest.raises(UserError) as raised:
+        source("cifar10", tmp_path, verify=verify).load()
+    assert str(raised.value) == (f"cifar10: refused {batch}: it is a FIFO, not a regular file; replace it with the"
+                                 " official file")
+
+
+def test_downloaded_cifar_archive_is_unpacked_with_the_same_checks(tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    crafted = escaping_archive(tmp_path / "served", outside)
+
+    def download_url(url, root, filename, md5):  # what torchvision leaves in root once the MD5 matched
+        os.makedirs(root, exist_ok=True)
+        shutil.copy(crafted, Path(root) / filename)
+
+    monkeypatch.setattr(_common, "_unreachable", lambda urls: None)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", download_url)
+    data_dir = tmp_path / "d"
+    with pytest.raises(UserError, match=r"^cifar10: refused .*/d/cifar-10-python\.tar\.gz: member '\.\./\.\./ESCAPED_REL'"
+                                        r" would be written outside .*/d; nothing was extracted$"):
+        source("cifar10", data_dir).load()
+    assert not list(tmp_path.rglob("ESCAPED*")) and os.listdir(data_dir) == ["cifar-10-python.tar.gz"]
