@@ -1,14 +1,20 @@
 """The core's loggers: metrics.jsonl (every run) and metrics.csv (`--log csv`).
 
 Both write each log line and each evaluation as it comes, so a run stopped at any point leaves a log up to its
-last line; a resumed run appends to the same files.
+last line; a resumed run appends to the same files. A run killed -9 can leave a torn last line, and lines of the
+steps after its last checkpoint, which the resumed run logs again: a resume first cuts the file back to the
+checkpoint's step.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import stat
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 
 def _write_error(path: Path, error: OSError):
@@ -17,8 +23,88 @@ def _write_error(path: Path, error: OSError):
     return write_error(str(path), error)
 
 
+def _append(path: Path, line: bytes) -> None:
+    """Append one line; a file that does not end with a newline (torn by a kill) gets one first, so that the
+    torn line and this one stay two lines."""
+    with open(path, "a+b") as f:
+        if f.seek(0, os.SEEK_END):
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
+        f.write(line)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write `path` atomically: a kill meanwhile leaves the old file. The temporary file gets a fresh name, so
+    a link planted under a fixed one is never written through."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp's 0600 would hide the log from others who could read it so far
+        os.fchmod(fd, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cut_back(run: Any, name: str, records: Callable[[bytes], Iterable[tuple[bytes, int | None]]]) -> None:
+    """On a resume, keep of the log `name` the records (bytes, step) whose step is none or at most the
+    checkpoint's; `records` leaves out a torn tail. A fresh run (step 0) leaves the file alone."""
+    path = run.run_dir / name
+    if run.step == 0 or not path.is_file():  # a FIFO or folder there would block or fail the read
+        return
+    try:
+        data = path.read_bytes()
+        kept = b"".join(chunk for chunk, step in records(data) if step is None or step <= run.step)
+        if kept != data:
+            _replace(path, kept)
+    except OSError as error:
+        raise _write_error(path, error) from None
+
+
+def _step(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _json_line(line: bytes) -> Any:
+    """The JSON value of one line, or ValueError for a torn or corrupt one (deep nesting included)."""
+    try:
+        return json.loads(line)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 class JsonlLog:
     """metrics.jsonl: one JSON object per log line, and one per evaluation."""
+
+    def on_train_start(self, run: Any) -> None:
+        _cut_back(run, "metrics.jsonl", self._records)
+
+    @staticmethod
+    def _records(data: bytes) -> Iterator[tuple[bytes, int | None]]:
+        """Each line's bytes and its step (none where it has no int "step"); a torn last line left out."""
+        lines = data.split(b"\n")
+        lines.pop()  # b"" after a final newline; otherwise a line torn mid-write
+        for i, line in enumerate(lines):
+            try:
+                record = _json_line(line)
+            except ValueError:
+                if i == len(lines) - 1:
+                    return  # torn however it ends
+                record = None  # corrupt mid-file: not ours to judge, kept as it is
+            step = _step(record.get("step")) if isinstance(record, dict) else None
+            yield line + b"\n", step
 
     def on_evaluate(self, run: Any, record: dict[str, Any]) -> None:
         self.on_log(run, record)
@@ -26,8 +112,7 @@ class JsonlLog:
     def on_log(self, run: Any, record: dict[str, Any]) -> None:
         path = run.run_dir / "metrics.jsonl"
         try:
-            with open(path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            _append(path, (json.dumps(record) + "\n").encode())
         except OSError as error:
             raise _write_error(path, error) from None
 
@@ -42,6 +127,36 @@ class CsvLog:
     def __init__(self) -> None:
         self.columns: list[str] | None = None
 
+    def on_train_start(self, run: Any) -> None:
+        self.columns = None  # read again from the file, as it is now
+        _cut_back(run, "metrics.csv", self._records)
+
+    @staticmethod
+    def _records(data: bytes) -> Iterator[tuple[bytes, int | None]]:
+        """Each row's own bytes (a quoted value may span lines) and its step; the header's step is none."""
+        consumed: list[str] = []
+
+        def lines() -> Iterator[str]:
+            for line in io.StringIO(data.decode("utf-8", "surrogateescape"), newline=""):
+                consumed.append(line)
+                yield line
+
+        step_at = None
+        try:
+            for row in csv.reader(lines(), strict=True):
+                chunk = "".join(consumed)
+                consumed.clear()
+                if not chunk.endswith(("\n", "\r")):
+                    return  # torn mid-write
+                if step_at is None:
+                    step_at = row.index("step") if "step" in row else -1
+                    yield chunk.encode("utf-8", "surrogateescape"), None
+                    continue
+                step = _int(row[step_at]) if 0 <= step_at < len(row) else None
+                yield chunk.encode("utf-8", "surrogateescape"), step
+        except csv.Error:
+            return  # a quote torn open by a kill (or the rest unreadable): cut there
+
     def on_evaluate(self, run: Any, record: dict[str, Any]) -> None:
         self.on_log(run, record)
 
@@ -53,8 +168,9 @@ class CsvLog:
             new = [key for key in record if key not in self.columns]
             if new or not path.exists():
                 self._rewrite(path, self.columns + new)
-            with open(path, "a", newline="") as f:
-                csv.DictWriter(f, self.columns).writerow(record)
+            row = io.StringIO()
+            csv.DictWriter(row, self.columns).writerow(record)
+            _append(path, row.getvalue().encode())
         except OSError as error:
             raise _write_error(path, error) from None
 
@@ -62,18 +178,17 @@ class CsvLog:
     def _existing_columns(path: Path) -> list[str]:
         if not path.exists():
             return []
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
             return next(csv.reader(f), [])
 
     def _rewrite(self, path: Path, columns: list[str]) -> None:
         rows = []
         if path.exists():
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
                 rows = list(csv.DictReader(f))
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(path)
+        table = io.StringIO()
+        writer = csv.DictWriter(table, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        _replace(path, table.getvalue().encode("utf-8", "surrogateescape"))
         self.columns = columns

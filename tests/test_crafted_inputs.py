@@ -18,6 +18,7 @@ import torch
 
 from gan_registry.testing import HANG_S, run_gan
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
 GAUSSIANS = ["--arch", "mlp", "--objective", "gan", "--dataset", "gaussians"]
 
 
@@ -50,6 +51,8 @@ def test_a_live_run_has_one_writer_readers_keep_reading_and_kill_9_leaves_no_sta
         assert resumed.returncode == 2
         line = _one_error_line(resumed)
         assert f"{live} is in use" in line and f"pid {trainer.pid}" in line, line
+        shown = next(row for row in DOCS.read_text().splitlines() if row.startswith("| training a run another process"))
+        assert line.split(f"pid {trainer.pid}")[1].split(")", 1)[1] in shown  # the page shows the real message
         started = run_gan("run", *GAUSSIANS, "--steps", "5", "--out", live)  # a new run there: refused, as before
         assert started.returncode == 2 and "already holds a run" in _one_error_line(started)
         assert run_gan("runs", tmp_path / "runs").returncode == 0

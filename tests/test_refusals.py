@@ -2,11 +2,15 @@
 tolerated. Both tables are the ones docs/troubleshooting.md shows (a test below keeps them in step)."""
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
+import pickle
 import shutil
 import struct
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from gan_registry.testing import run_gan
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ["--arch", "mlp", "--objective", "gan"]
 FAST = [*MLP, "--image-size", "8", "--batch-size", "32"]
+CIFAR = ["--dataset", "cifar10", "--steps", "1", "--batch-size", "4", "-p", "dataset.download=false", "--data-dir"]
 
 # (description shown in the docs, arguments with {placeholders}, a fragment of the one-line message)
 REFUSED = [
@@ -144,6 +149,19 @@ REFUSED = [
     ("a latent dimension past memory", ["run", *MLP, "--latent-dim", "100000000"],
      "asked for more than this machine can hold while building the generator (--latent-dim 100000000)"),
     ("a seed past 2**63", ["run", *MLP, "--seed", "100000000000000000000000"], "--seed must be below 2**63"),
+    ("an archive member that escapes the data folder", ["run", *MLP, *CIFAR, "{tmp}/escaping-tar"],
+     "cifar-10-python.tar.gz: member '../../ESCAPED' would be written outside"),
+    ("an archive member that is a link", ["run", *MLP, *CIFAR, "{tmp}/linking-tar"],
+     "member 'cifar-10-batches-py' is a symbolic link to"),
+    ("a .gz that inflates past its bound", ["run", *MLP, "--dataset", "mnist", "-p", "dataset.download=false",
+                                            "--data-dir", "{tmp}/gzip-bomb"],
+     "it inflates past 64 MiB (the largest official file is 47 MB); nothing was written"),
+    ("MNIST files whose counts disagree", ["run", *MLP, "--dataset", "mnist", "-p", "dataset.download=false",
+                                           "--data-dir", "{tmp}/mnist-counts"], "holds 20 labels but"),
+    ("a truncated CIFAR-10 batch", ["run", *MLP, *CIFAR, "{tmp}/cifar-cut", "-p", "dataset.verify=false"],
+     "data_batch_1: it is truncated or corrupt"),
+    ("a CIFAR-10 label outside its classes", ["run", *MLP, *CIFAR, "{tmp}/cifar-99", "-p", "dataset.verify=false",
+                                              "--conditional"], "data_batch_1: label 99 of image 0 is outside 0..9"),
 ]
 
 # (description shown in the docs, what is in the image folder) -> the run trains and warns once
@@ -173,6 +191,55 @@ def _damage(path: Path, how: str) -> None:
         path.write_text("not an image\n")
     else:
         path.write_bytes(b"")
+
+
+def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
+    path.parent.mkdir(parents=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def _member(name: str, data: bytes = b"x\n") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _idx(folder: Path, split: str, images: int, labels: int) -> None:
+    (folder / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, images, 28, 28) + bytes(784 * images))
+    (folder / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, labels) + bytes(labels))
+
+
+def _cifar(folder: Path, first_label: int = 0) -> None:
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": np.zeros((4, 3072), np.uint8), "labels": [first_label, 1, 2, 3]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}, protocol=2))
+
+
+def _crafted_data(tmp: Path) -> None:
+    """The data folders of the dataset rows: archives that reach out, a gzip bomb, files that disagree."""
+    _tar(tmp / "escaping-tar" / "cifar-10-python.tar.gz", [_member("../../ESCAPED")])
+    link = tarfile.TarInfo("cifar-10-batches-py")
+    link.type, link.linkname = tarfile.SYMTYPE, str(tmp)
+    _tar(tmp / "linking-tar" / "cifar-10-python.tar.gz", [(link, None), _member("cifar-10-batches-py/ESCAPED")])
+    raw = tmp / "gzip-bomb" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    with gzip.open(raw / "train-images-idx3-ubyte.gz", "wb", compresslevel=1) as f:
+        for _ in range(65):
+            f.write(bytes(1 << 20))
+    raw = tmp / "mnist-counts" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    _idx(raw, "train", images=40, labels=20)
+    _idx(raw, "t10k", images=40, labels=40)
+    _cifar(tmp / "cifar-99" / "cifar-10-batches-py", first_label=99)
+    _cifar(tmp / "cifar-cut" / "cifar-10-batches-py")
+    batch = tmp / "cifar-cut" / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(batch.read_bytes()[:100])
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +282,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         (tmp / name / "config.json").unlink()
         make(tmp / name / "config.json")
         places[name] = tmp / name
+    _crafted_data(tmp)
     (tmp / "model.safetensors").write_bytes(b"precious")
     (tmp / "garbage.safetensors").write_bytes(struct.pack("<Q", 10**12) + b"{}")
     return {key: str(value) for key, value in places.items()}

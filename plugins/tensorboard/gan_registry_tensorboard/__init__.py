@@ -8,7 +8,9 @@ text: the run's settings; histograms of weights and gradients every `histograms_
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gan_registry import Callback, hookimpl
@@ -32,6 +34,16 @@ def _scalars(record: dict[str, Any]) -> dict[str, float]:
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
+def _wait_for_a_later_second(logdir: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with the second its writer was
+    made: a resume within the killed process's second could sort first, its purge before what it purges."""
+    stamps = [int(p.name.split(".")[3]) for p in logdir.glob("events.out.tfevents.*")
+              if p.name.split(".")[3].isdigit()]
+    wait = max(stamps, default=0) + 1 - time.time()
+    if 0 < wait <= 1:  # a name further ahead (a clock set back, a crafted name) is not waited for
+        time.sleep(wait)
+
+
 class TensorBoardLog:
     def __init__(self, params: TensorBoardParams) -> None:
         self.params = params
@@ -40,9 +52,13 @@ class TensorBoardLog:
     def on_train_start(self, run: Any) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        # A resumed run replays the steps after its last checkpoint: purge_step makes TensorBoard drop the events
-        # the interrupted process had logged for them, so each step appears once.
-        self.writer = SummaryWriter(str(run.run_dir / "tensorboard"), purge_step=run.step or None,
+        # A resumed run replays the steps after its checkpoint: purge_step makes TensorBoard drop the events the
+        # interrupted process had logged for them, so each step appears once. It drops steps >= purge_step, and
+        # the checkpoint's own step was logged (and drawn) before the checkpoint was written: keep that one.
+        logdir = run.run_dir / "tensorboard"
+        if run.step:
+            _wait_for_a_later_second(logdir)
+        self.writer = SummaryWriter(str(logdir), purge_step=run.step + 1 if run.step else None,
                                     flush_secs=self.params.flush_secs)
         if run.step == 0:
             settings = json.dumps(run.plan.settings.as_dict(), indent=2, default=str)
