@@ -25,8 +25,14 @@ def _write_error(path: Path, error: OSError):
 
 def _append(path: Path, line: bytes) -> None:
     """Append one line; a file that does not end with a newline (torn by a kill) gets one first, so that the
-    torn line and this one stay two lines."""
-    with open(path, "a+b") as f:
+    torn line and this one stay two lines. Only a regular file is appended to: a FIFO planted in a run folder would
+    block, and a link would write elsewhere."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "a+b") as f:
         if f.seek(0, os.SEEK_END):
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":
