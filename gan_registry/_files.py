@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 
 class NotARegularFile(OSError):
@@ -25,19 +26,23 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
-    """The bytes of a regular file (FileNotFoundError, NotARegularFile or OSError otherwise); `limit` bounds
-    what is read, so a huge file is refused rather than read whole."""
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (FileNotFoundError, NotARegularFile or OSError
+    otherwise): opened without blocking, so a FIFO is refused rather than waited on."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotARegularFile(f"{path} is {_kind(mode)}, not a regular file")
-        os.set_blocking(fd, True)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(-1 if limit is None else limit + 1)
-    finally:
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
+        raise NotARegularFile(f"{path} is {_kind(mode)}, not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of a regular file (see `open_regular`); `limit` bounds what is read, so a huge file is refused
+    rather than read whole."""
+    with open_regular(path) as f:
+        data = f.read(-1 if limit is None else limit + 1)
     if limit is not None and len(data) > limit:
         raise OSError(f"{path} is larger than {limit:,} bytes, more than such a file ever is")
     return data

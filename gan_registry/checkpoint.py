@@ -16,7 +16,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 import torch
@@ -80,10 +80,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def write_error(what: str, error: OSError) -> WriteError:
-    """A failed write of a run's file (checkpoint, grid, log), in the one line every such failure gets."""
+KEPT = "the previous checkpoint is kept"
+
+
+def write_error(what: str, error: OSError, kept: str = KEPT) -> WriteError:
+    """A failed write of a file (checkpoint, grid, log, samples, export), in the one line every such failure gets."""
     reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
-    return WriteError(f"could not write {what}: {reason}; the previous checkpoint is kept")
+    return WriteError(f"could not write {what}: {reason}" + (f"; {kept}" if kept else ""))
 
 
 def remove_leftovers(folder: Path) -> None:
@@ -93,31 +96,46 @@ def remove_leftovers(folder: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def save_atomic(payload: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it.
+def _umask() -> int:
+    mask = os.umask(0o077)  # reading the umask means setting it: a strict one meanwhile
+    os.umask(mask)
+    return mask
 
-    A crash at any point (kill -9 included) leaves either the old file or the new one, never
-    half of one; a failed write (a full disk) leaves the old one and raises WriteError.
+
+@contextlib.contextmanager
+def replacing(path: Path, what: str, kept: str = KEPT, suffix: str = ".tmp") -> Iterator[tuple[BinaryIO, Path]]:
+    """A new file beside `path` to write, as an open file and its name (ending `suffix`); fsynced and renamed over
+    `path` when the block ends, with the mode any new file of the user's gets (0666 less the umask).
+
+    A crash at any point (kill -9 included) leaves either the old file or the new one, never half of one; a failed
+    write (a full disk) leaves the old one and raises WriteError naming `what`, followed by `kept`.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as error:
-        raise write_error(f"checkpoint {path}", error) from None
+        raise write_error(what, error, kept) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT_VERSION, **payload}, f)
+            yield f, Path(tmp)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)
-        raise write_error(f"checkpoint {path}", error) from None
+        raise write_error(what, error, kept) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint through `replacing`: never half of one, and the previous one kept if it fails."""
+    with replacing(path, f"checkpoint {path}") as (f, _):
+        torch.save({"format": FORMAT_VERSION, **payload}, f)
 
 
 def _link_atomic(source: Path, target: Path) -> None:
@@ -177,57 +195,121 @@ def _refused(path: Path, what: str, kind: str = "checkpoint") -> CheckpointError
                            " which this version does not open: retrain the run")
 
 
-def _pickle_globals(path: Path) -> list[str]:
+def _pickle_globals(f: BinaryIO) -> list[str]:
     """Names a plain pickle file would import, read from its opcodes without executing any."""
     import pickletools
 
     names: list[str] = []
     strings: list[str] = []
     try:
-        with open(path, "rb") as f:
-            for opcode, arg, _pos in pickletools.genops(f):
-                if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "STRING", "BINSTRING"):
-                    strings.append(str(arg))
-                elif opcode.name == "GLOBAL":
-                    names.append(str(arg).replace(" ", "."))
-                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    names.append(f"{strings[-2]}.{strings[-1]}")
+        for opcode, arg, _pos in pickletools.genops(f):
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "STRING", "BINSTRING"):
+                strings.append(str(arg))
+            elif opcode.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
     except Exception:  # not a pickle, or a broken one: the caller reports it as corrupt
         pass
     return names
 
 
+def open_regular(path: Path, kind: str) -> BinaryIO:
+    """`path` opened for reading if it is a regular file: a FIFO would block the open until a writer came, so it
+    is opened without blocking and refused, as are devices and folders."""
+    from ._files import NotARegularFile, open_regular as open_if_regular
+
+    try:
+        return open_if_regular(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise CheckpointError(f"no {kind} at {path}") from None
+    except NotARegularFile:
+        raise CheckpointError(f"{kind} {path} is not a regular file") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read {kind} {path}: {error.strerror or error}") from None
+
+
 def _load_plain(path: Path, kind: str, map_location: Any) -> Any:
     """A torch.save file's payload, loaded with weights_only=True; a pickle with code in it is refused unrun."""
-    if not path.is_file():
-        raise CheckpointError(f"no {kind} at {path}")
     corrupt = f"{kind} {path} is corrupt or truncated"
-    if not zipfile.is_zipfile(path):  # torch.save has written zip files since torch 1.6; ours always are
-        imported = _pickle_globals(path)
-        if imported:
-            raise _refused(path, ", ".join(dict.fromkeys(imported)), kind)
-        raise CheckpointError(f"{corrupt} (not a torch zip file)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        if found:
-            raise _refused(path, found.group(1), kind) from None
-        raise CheckpointError(f"{corrupt} ({type(error).__name__})") from None
-    except Exception as error:
-        raise CheckpointError(f"{corrupt} ({type(error).__name__})") from None
+    with open_regular(path, kind) as f:
+        if not zipfile.is_zipfile(f):  # torch.save has written zip files since torch 1.6; ours always are
+            f.seek(0)
+            imported = _pickle_globals(f)
+            if imported:
+                raise _refused(path, ", ".join(dict.fromkeys(imported)), kind)
+            raise CheckpointError(f"{corrupt} (not a torch zip file)")
+        f.seek(0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return torch.load(f, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as error:
+            found = re.search(r"GLOBAL ([\w.]+)", str(error))
+            if found:
+                raise _refused(path, found.group(1), kind) from None
+            raise CheckpointError(f"{corrupt} ({type(error).__name__})") from None
+        except Exception as error:
+            raise CheckpointError(f"{corrupt} ({type(error).__name__})") from None
+
+
+def shown(value: Any) -> str:
+    """A value read from a crafted file, for a message: short, and never the repr of something nested deeply."""
+    if value is None or isinstance(value, (bool, float)) or isinstance(value, int) and value.bit_length() <= 64:
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else f"{value[:37]!r}..."
+    return "a larger integer" if isinstance(value, int) else f"a {type(value).__name__}"
+
+
+def _count(value: Any) -> bool:
+    """Steps, epochs and batch positions end up as int64 values (tensors, seeds, logs)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _check_state(payload: dict[str, Any], path: Path) -> None:
+    """Refuse a damaged or edited checkpoint in one line naming the field, before a resume or a sample uses it.
+
+    Checked are the types and ranges of what is there; whoever reads a field requires it. Whether `data.position`
+    lies within an epoch depends on the dataset and the batch size, which the data's `restore` knows.
+    """
+    def check(field: str, value: Any, fits: bool, expected: str) -> None:
+        if not fits:
+            raise CheckpointError(f"checkpoint {path}: its {field} is {shown(value)}, not {expected}; the file is "
+                                  "damaged or was edited")
+
+    count = "a whole number from 0 to 2**63-1"
+    if "step" in payload:
+        check("step", payload["step"], _count(payload["step"]), count)
+    if "data" in payload:
+        data = payload["data"]
+        check("data", data, isinstance(data, dict), "a table of epoch and position")
+        for key in ("epoch", "position"):
+            check(f"data.{key}", data.get(key), _count(data.get(key)), count)
+    if "models" in payload:
+        models = payload["models"]
+        check("models", models, isinstance(models, dict) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in models.items()), "a table of tensors")
+    if "optimizers" in payload:
+        optimizers = payload["optimizers"]
+        check("optimizers", optimizers, isinstance(optimizers, dict) and all(
+            isinstance(v, dict) for v in optimizers.values()), "a table of optimizer states")
+    for field, kind, expected in (("fixed_noise", torch.Tensor, "a tensor"), ("rng", dict, "a table of RNG states"),
+                                  ("callbacks", dict, "a table of callback states")):
+        if field in payload:
+            check(field, payload[field], isinstance(payload[field], kind), expected)
 
 
 def load(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """A checkpoint's payload; refuses anything that is not plain data, without running it."""
+    """A checkpoint's payload; refuses anything that is not plain data, without running it, and fields of the
+    wrong type or out of range."""
     path = Path(path)
     payload = _load_plain(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         found = payload.get("format") if isinstance(payload, dict) else None
-        detail = f" (it says format {found})" if found is not None else ""
+        detail = f" (it says format {shown(found)})" if found is not None else ""
         raise CheckpointError(f"{path} is not a gan-registry checkpoint of format {FORMAT_VERSION}{detail}")
+    _check_state(payload, path)
     return payload
 
 

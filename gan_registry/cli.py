@@ -20,6 +20,10 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (UserError, PluginLoadError) as error:
+            if isinstance(error, PluginLoadError) and error.__cause__ is not None:  # strict mode: for the author
+                import traceback
+
+                traceback.print_exception(error.__cause__, file=sys.stderr)
             if getattr(error, "quiet", False):  # a distributed run's other ranks: rank 0 says it once
                 ctx.exit(2)
             raise _fail(str(error)) from None
@@ -186,20 +190,31 @@ def _parse_param_flags(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return grouped
 
 
+CONFIG_LIMIT = 1 << 20
+"""Bytes a settings file may have: a real one has a few hundred."""
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
+    from ._files import read_text
+
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        data = tomllib.loads(read_text(path, limit=CONFIG_LIMIT))
     except FileNotFoundError:
         raise UserError(f"--config {path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"--config {path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset"
+                        f" {error.start}); TOML files are UTF-8") from None
+    except RecursionError:
+        raise UserError(f"--config {path}: nested too deeply to be settings") from None
     except OSError as error:
         raise UserError(f"--config {path}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"--config {path}: {error}") from None
+    return data
 
 
 def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tuple[str, ...]):
@@ -225,7 +240,7 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
                 raise UserError(f"--config {config_path}: unknown key '{key}' (valid: {', '.join(sorted(known))}, params)")
     values.update({k: v for k, v in flags.items() if v is not None and v != ()})
     for listed in ("callbacks", "loggers", "eval_metrics"):
-        if listed in values:
+        if isinstance(values.get(listed), tuple):  # a repeated flag; a TOML value keeps its type for the check
             values[listed] = list(values[listed])
     for slot, table in _parse_param_flags(param_flags).items():
         params.setdefault(slot, {}).update(table)
@@ -346,7 +361,7 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 @click.option("-n", "count", type=int,
               help="Number of samples (default 64; a conditional run: 8 of each class drawn; --interpolate: "
                    "rows x steps, or the walkers of a .gif; --nearest: rows, default 8).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help=".png grid/scatter, or .pt/.npy raw samples (--interpolate: also .gif).")
 @click.option("--class", "classes", multiple=True, metavar="CLASS",
@@ -378,6 +393,8 @@ def sample_command(source: Path, count: int, seed: int, output: Path, classes: t
         raise UserError("--interpolate-steps sets the walk of --interpolate")
     if (nearest_k is not None or extractor is not None) and not nearest:
         raise UserError("--nearest-k and --extractor set the neighbours of --nearest")
+    if count is not None:
+        generate.check_count("-n", count)
     registry = _registry()
     if interpolate:
         pictures.walk(registry, source, count, seed, output, classes, interpolate_steps, truncation)
@@ -410,7 +427,7 @@ def export_command(run_dir: Path, output: Path, force: bool) -> None:
 @cli.command("reconstruct")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=int, default=32, show_default=True, help="Number of held-out inputs.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG of input/reconstruction rows.")
 def reconstruct_command(run_dir: Path, count: int, seed: int, output: Path) -> None:
     """Encode and decode held-out data with a run that has an encoder."""
@@ -424,7 +441,7 @@ def reconstruct_command(run_dir: Path, count: int, seed: int, output: Path) -> N
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--metric", "metrics", multiple=True, help="Metric to run (repeatable; default: every one that applies).")
 @click.option("--samples", "count", type=int, default=2500, show_default=True, help="Generated samples to evaluate.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--extractor", help="Feature extractor of image metrics (default: the dataset's, else inception-v3).")
 @click.option("--real", metavar="SRC", help="Reference images: a dataset (NAME, NAME:train, NAME:heldout) or a folder.")
 @click.option("--fake", metavar="SRC", help="Images to score: a run folder, a `gan export` file, a folder or a dataset.")
@@ -450,8 +467,7 @@ def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, see
     from . import generate
     from .training import resolve_device
 
-    if count < 1:
-        raise UserError("--samples must be at least 1")
+    generate.check_count("--samples", count)
     grouped = _parse_param_flags(param)
     allowed = {"metric", "extractor"} | ({"dataset"} if run_dir is None else set())
     if set(grouped) - allowed:

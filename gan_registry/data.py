@@ -94,6 +94,8 @@ class Batches:
         return {"epoch": self.epoch, "position": self.position}
 
     def restore(self, state: dict[str, int]) -> None:
+        if not 0 <= state["position"] < self.per_epoch:  # a crafted or edited checkpoint; an epoch has no more
+            raise ValueError(f"data.position {state['position']} is outside an epoch of {self.per_epoch} batches")
         self.epoch, self.position = state["epoch"], state["position"]
         self._iter = None
 

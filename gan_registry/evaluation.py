@@ -129,7 +129,7 @@ def read_image_folder(folder: Path, limit: int | None = None) -> ImageSet:
             with Image.open(path) as image:
                 image = image.convert("L" if image.mode in ("1", "L", "I;16", "I") else "RGB")
                 array = np.asarray(image)
-        except (UnidentifiedImageError, OSError) as error:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
             raise UserError(f"cannot read image {path}: {error}") from None
         if arrays and array.shape != arrays[0].shape:
             raise UserError(f"images in {folder} differ in size or channels: {files[0].name} is "

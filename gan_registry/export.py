@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import math
 from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, params as params_mod
 from ._components import NetworkSpec, Needs
 from ._registry import Registry
+from .checkpoint import open_regular, replacing, shown
 from .errors import UnknownComponentError, UserError
 from .plugins import blame
 
@@ -44,8 +45,7 @@ def is_export(path: Path) -> bool:
 
 def export(registry: Registry, run_dir: Path, out: Path, *, force: bool = False) -> Path:
     """Write the run's generator (weights of its last checkpoint) and its description to `out`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from .runs import load_networks
 
@@ -75,16 +75,8 @@ def export(registry: Registry, run_dir: Path, out: Path, *, force: bool = False)
         metadata["classes"] = json.dumps(list(plan.classes))
         metadata["class_frequencies"] = json.dumps(plan.class_frequencies().tolist())
     tensors = {key: value.detach().cpu().contiguous() for key, value in networks["generator"].state_dict().items()}
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, out)
-    except (OSError, SafetensorError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else " ".join(str(error).split())
-        raise UserError(f"could not write {out}: {reason}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(out, str(out), kept="") as (f, _):  # a failed write, a full disk above all, exits 1
+        f.write(save(tensors, metadata=metadata))
     return out
 
 
@@ -101,8 +93,7 @@ def _component(registry: Registry, kind: str, record: dict[str, Any], path: Path
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     from safetensors import SafetensorError, safe_open
 
-    if not path.is_file():
-        raise UserError(f"no exported generator at {path}")
+    open_regular(path, "exported generator").close()  # safe_open takes a name: a FIFO is refused before it
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -114,44 +105,89 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     return tensors, metadata
 
 
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("name"), str) and isinstance(value.get("params"), dict)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(map(_is_whole, value))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_range(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))
+                             and value[0] < value[1])
+
+
+_NEEDS_TYPES = {f.name: type(f.default) for f in dataclasses.fields(Needs)}
+
+
+def _is_needs(value: Any) -> bool:
+    """Needs of this version, each of its type; a newer version's other needs are ignored."""
+    return isinstance(value, dict) and all(isinstance(value[k], _NEEDS_TYPES[k]) for k in value.keys() & _NEEDS_TYPES)
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(isinstance(name, str) for name in value)
+
+
+RECORD = "a component record with a name and params"
+
+
+def _field(metadata: dict[str, str], name: str, path: Path, fits: Callable[[Any], bool], expected: str) -> Any:
+    """The metadata entry `name`, parsed as JSON and checked, or a one-line refusal naming the file and the field."""
+    if name not in metadata:
+        raise UserError(f"{path}: its metadata has no '{name}'; the file is damaged or was not written by `gan export`")
+    try:
+        value = json.loads(metadata[name])
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be a gan-registry file") from None
+    except ValueError:
+        raise UserError(f"{path}: its metadata '{name}' is not JSON ({shown(metadata[name])})") from None
+    if not fits(value):
+        raise UserError(f"{path}: its metadata '{name}' is {shown(metadata[name])}, not {expected}")
+    return value
+
+
 def load(registry: Registry, path: Path) -> ExportedGenerator:
     """Rebuild the generator of an exported file, in eval mode, on the CPU."""
     from ._components import latent_sampler, standard_normal
 
     path = Path(path)
     tensors, metadata = _read(path)
-    try:
-        record = json.loads(metadata["generator"])
-        latent_dim = int(metadata["latent_dim"])
-        sample_shape = tuple(json.loads(metadata["sample_shape"]))
-        value_range = json.loads(metadata["value_range"])
-        known = {f.name for f in dataclasses.fields(Needs)}
-        needs = Needs(**{k: v for k, v in json.loads(metadata["needs"]).items() if k in known})
-        prior = standard_normal
-        if metadata["prior"] == "objective":
-            objective_record = json.loads(metadata["objective"])
-            objective = _component(registry, "objective", objective_record, path)
-            objective_params = params_mod.build(objective.params, objective_record["params"],
-                                                f"objective '{objective.name}'")
-            with blame(objective, "building the objective"):
-                prior = latent_sampler(objective.factory(objective_params))
-        if not (isinstance(record, dict) and isinstance(record.get("name"), str) and isinstance(record.get("params"), dict)):
-            raise ValueError("the generator record needs a name and params")
-        if value_range is not None and not (isinstance(value_range, list) and len(value_range) == 2):
-            raise ValueError(f"value_range {value_range!r} is not [low, high]")
-        if latent_dim < 1 or not all(isinstance(d, int) and d > 0 for d in sample_shape):
-            raise ValueError("latent_dim and sample_shape must be positive integers")
-        classes = json.loads(metadata["classes"]) if "classes" in metadata else None
-        frequencies = json.loads(metadata["class_frequencies"]) if classes else None
-        if classes is not None and not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)
-                                        and isinstance(frequencies, list) and len(frequencies) == len(classes)
-                                        and all(isinstance(f, (int, float)) and f >= 0 for f in frequencies)
-                                        and sum(frequencies) > 0):
-            raise ValueError("classes must be names, with a non-negative frequency each")
-    except (KeyError, TypeError, ValueError) as error:
-        raise UserError(f"{path}: its metadata is incomplete or damaged ({type(error).__name__}: {error})") from None
+    record = _field(metadata, "generator", path, _is_record, RECORD)
+    latent_dim = _field(metadata, "latent_dim", path, _is_whole, "a whole number from 1")
+    sample_shape = tuple(_field(metadata, "sample_shape", path, _is_shape, "a list of whole numbers from 1"))
+    value_range = _field(metadata, "value_range", path, _is_range, "null or [low, high] of finite numbers, low < high")
+    needs = _field(metadata, "needs", path, _is_needs, "a table of the objective's needs")
+    classes = frequencies = None
+    if "classes" in metadata:
+        classes = _field(metadata, "classes", path, _is_names, "a list of class names")
+        frequencies = _field(metadata, "class_frequencies", path,
+                             lambda v: isinstance(v, list) and len(v) == len(classes)
+                             and all(_is_number(f) and f >= 0 for f in v) and sum(v) > 0,
+                             "a frequency of at least 0 for each class, not all 0")
+    prior = standard_normal
+    if metadata.get("prior") == "objective":
+        objective_record = _field(metadata, "objective", path, _is_record, RECORD)
+        objective = _component(registry, "objective", objective_record, path)
+        objective_params = params_mod.build(objective.params, objective_record["params"],
+                                            f"{path}: objective '{objective.name}'")
+        with blame(objective, "building the objective"):
+            prior = latent_sampler(objective.factory(objective_params))
+    elif metadata.get("prior") != "standard-normal":
+        raise UserError(f"{path}: its metadata 'prior' is {shown(metadata.get('prior'))}, not objective or "
+                        "standard-normal")
     component = _component(registry, "generator", record, path)
-    params = params_mod.build(component.params, record["params"], f"generator '{component.name}'")
+    params = params_mod.build(component.params, record["params"], f"{path}: generator '{component.name}'")
+    needs = Needs(**{k: v for k, v in needs.items() if k in _NEEDS_TYPES})
     spec = NetworkSpec(sample_shape, latent_dim, tuple(value_range) if value_range else None, needs,
                        len(classes) if classes else None)
     with blame(component, "building the generator"):

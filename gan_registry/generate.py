@@ -3,20 +3,40 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from . import _conditioning, render
+from . import _conditioning, checkpoint, render
 from ._registry import Registry
-from .errors import IncompatibleError, UserError
+from .errors import UserError
 from .plugins import blame
 from .runs import load_networks
 from ._components import latent_sampler, standard_normal
 
 CHUNK = 1024
+MAX_SAMPLES = 1_000_000
+"""The most samples one call draws (`gan sample -n`, `gan eval --samples`): they are held in memory together."""
+MAX_IMAGES = 100_000
+"""The most images one call draws or reads (5 GB of float32 at 3x64x64); `gan eval`'s 50,000 fit."""
+
+
+def check_count(flag: str, n: int, sample_shape: tuple[int, ...] = ()) -> None:
+    """Refuse a count of samples below 1, or more than one call can hold (images: MAX_IMAGES)."""
+    if n < 1:
+        raise UserError(f"{flag} must be at least 1")
+    most, what = (MAX_IMAGES, "images") if len(sample_shape) == 3 else (MAX_SAMPLES, "samples")
+    if n > most:
+        raise UserError(f"{flag} {n}: at most {most} {what} per call (they are held in memory together)")
+
+
+def non_finite(samples: torch.Tensor) -> str | None:
+    """'N of M generated samples are not finite (...)' where some are, else None: NaN/inf weights make them."""
+    bad = int((~torch.isfinite(samples.flatten(1))).any(1).sum())
+    return f"{bad} of {len(samples)} generated samples are not finite (the weights hold NaN/inf?)" if bad else None
 
 
 def truncated_normal(psi: float) -> Callable[..., torch.Tensor]:
@@ -110,6 +130,7 @@ class Loaded:
     generator: Any
     prior: Callable[..., torch.Tensor]
     latent_dim: int
+    sample_shape: tuple[int, ...]
     value_range: tuple[float, float] | None
     classes: tuple[str, ...] | None
     """The class names of a conditional generator; None for an unconditional one."""
@@ -129,42 +150,61 @@ def load_generator(registry: Registry, source: Path) -> Loaded:
 
     if export.is_export(source):
         exported = export.load(registry, source)
-        return Loaded(exported.generator, exported.prior, exported.latent_dim, exported.value_range,
-                      exported.classes, exported.class_frequencies)
+        return Loaded(exported.generator, exported.prior, exported.latent_dim, exported.sample_shape,
+                      exported.value_range, exported.classes, exported.class_frequencies)
     plan, networks = load_networks(registry, source)
     frequencies = plan.class_frequencies() if plan.classes else None
     return Loaded(networks["generator"], latent_sampler(plan.build_objective()), plan.latent_dim,
-                  plan.spec.value_range, plan.classes, frequencies, plan)
+                  tuple(plan.spec.sample_shape), plan.spec.value_range, plan.classes, frequencies, plan)
+
+
+def weights_file(source: Path, checkpoint_name: str = "last.pt") -> Path:
+    """The file whose weights a run directory's or an exported generator's samples come from."""
+    from . import export
+
+    return Path(source) if export.is_export(source) else Path(source) / "checkpoints" / checkpoint_name
 
 
 def samples_of(registry: Registry, source: Path, n: int | None, seed: int, classes: tuple[str, ...] = (),
-               for_metrics: bool = False, truncation: float | None = None) -> Drawn:
+               for_metrics: bool = False, truncation: float | None = None, flag: str = "-n") -> Drawn:
     """`n` samples from a run directory or a file written by `gan export` (of the `classes` named, by name or
     index, for a conditional one; from noise truncated at psi `truncation` if given); None: 64, or a row of 8 for
-    each class drawn."""
-    if n is not None and n < 1:
-        raise UserError("-n must be at least 1")
+    each class drawn. Samples that are not finite are refused `for_metrics`, else warned of."""
+    if n is not None:
+        check_count(flag, n)
     loaded = load_generator(registry, source)
     chosen = loaded.chosen_classes(classes, source)
     if n is None:  # a row for each class drawn; 64 where there is one row or none
         rows = chosen if chosen is not None else loaded.classes or ()
         n = _conditioning.PER_ROW * len(rows) if len(rows) > 1 else 64
+    check_count(flag, n, loaded.sample_shape)
     labels, per_row = labels_for(loaded.frequencies, n, seed, chosen, for_metrics)
     samples = draw(loaded.generator, loaded.prior, loaded.latent_dim, n, seed, labels, truncation)
+    problem = non_finite(samples)
+    if problem and for_metrics:
+        raise UserError(f"{weights_file(source)}: {problem}; no metric is measured on them")
+    if problem:
+        warnings.warn(f"{problem}; written as they are (from {weights_file(source)})")
     return Drawn(samples, loaded.value_range, labels, per_row)
 
 
 SAMPLE_SUFFIXES = (".png", ".pt", ".npy")
 
 
-def output_path(out: Path, suffixes: tuple[str, ...] = SAMPLE_SUFFIXES) -> Path:
-    """`-o` checked (a file name with one of `suffixes`) and its folder made."""
+def output_name(out: Path, suffixes: tuple[str, ...] = SAMPLE_SUFFIXES) -> Path:
+    """`-o` checked: a file name with one of `suffixes`."""
     out = Path(out)
     if out.suffix.lower() not in suffixes:
         names = " or ".join(filter(None, (", ".join(suffixes[:-1]), suffixes[-1])))
         raise UserError(f"-o {out}: use a {names} file name")
     if out.is_dir():
         raise UserError(f"-o {out} is a folder; give a file name")
+    return out
+
+
+def output_path(out: Path, suffixes: tuple[str, ...] = SAMPLE_SUFFIXES) -> Path:
+    """`-o` checked (a file name with one of `suffixes`) and its folder made."""
+    out = output_name(out, suffixes)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -174,16 +214,18 @@ def output_path(out: Path, suffixes: tuple[str, ...] = SAMPLE_SUFFIXES) -> Path:
 
 def write_samples(samples: torch.Tensor, out: Path, value_range: tuple[float, float] | None,
                   per_row: int | None = None) -> Path:
-    """Samples written as `gan sample` writes them: a .png picture, or raw .pt/.npy values."""
+    """Samples written as `gan sample` writes them: a .png picture, or raw .pt/.npy values; never half of one, and
+    a failed write (a full disk) exits 1."""
     suffix = out.suffix.lower()
-    if suffix == ".png":
-        render.save(samples, out, value_range, per_row=per_row)
-    elif suffix == ".pt":
-        torch.save(samples, out)
-    else:
-        import numpy as np
+    with checkpoint.replacing(out, str(out), kept="", suffix=f".tmp{suffix}") as (f, tmp):
+        if suffix == ".png":
+            render.save(samples, tmp, value_range, per_row=per_row)  # by name: the suffix says the format
+        elif suffix == ".pt":
+            torch.save(samples, f)
+        else:
+            import numpy as np
 
-        np.save(out, samples.numpy())
+            np.save(f, samples.numpy())
     return out
 
 
@@ -191,20 +233,21 @@ def sample(registry: Registry, source: Path, n: int | None, seed: int, out: Path
            truncation: float | None = None) -> Path:
     """Samples from a run directory, or from a generator file written by `gan export`, written to `out`; a
     conditional generator draws the `classes` asked, or a row of each."""
-    out = output_path(out)
+    out = output_name(out)
     drawn = samples_of(registry, source, n, seed, classes, truncation=truncation)
-    return write_samples(drawn.samples, out, drawn.value_range, drawn.per_row)
+    return write_samples(drawn.samples, output_path(out), drawn.value_range, drawn.per_row)
 
 
 def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path) -> tuple[Path, float]:
     """Write held-out inputs beside their reconstructions; returns the path and the mean L1 error."""
-    if n < 1:
-        raise UserError("-n must be at least 1")
+    out = output_name(out, (".png",))
+    check_count("-n", n)
     plan, networks = load_networks(registry, run_dir, average=False)  # the decoder trained with its encoder
     if "encoder" not in networks:
         raise UserError(f"{run_dir} has no encoder (architecture '{plan.architecture.name}'); nothing to reconstruct")
     if len(plan.spec.sample_shape) != 3:
         raise UserError(f"gan reconstruct draws images; {run_dir} has samples of shape {plan.spec.sample_shape}")
+    check_count("-n", n, plan.spec.sample_shape)
     data = plan.load_data(heldout=True)
     if not isinstance(data, torch.Tensor):
         data = torch.stack([data[i] for i in range(min(len(data), n))])
@@ -213,8 +256,8 @@ def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path)
     with torch.no_grad():
         outputs = networks["generator"](networks["encoder"](inputs)).float()
     error = (outputs - inputs).abs().mean().item()
-    out = Path(out)
-    render.save_pairs(inputs, outputs, out, plan.spec.value_range)
+    with checkpoint.replacing(output_path(out, (".png",)), str(out), kept="", suffix=".tmp.png") as (_, tmp):
+        render.save_pairs(inputs, outputs, tmp, plan.spec.value_range)
     return out, error
 
 
@@ -231,7 +274,9 @@ def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int
     """
     from . import evaluation
 
+    check_count("--samples", n)
     plan, networks = load_networks(registry, run_dir, checkpoint_name=checkpoint_name)
+    check_count("--samples", n, plan.spec.sample_shape)
     reference = None
     if len(plan.spec.sample_shape) == 3:
         reference = evaluation.reference_of(plan.dataset, plan.params["dataset"], plan.data, plan.settings.data_dir,
@@ -241,12 +286,17 @@ def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int
         default_extractor=plan.dataset.extractor, device=device, seed=plan.settings.seed)
     labels = _conditioning.seeded_labels(plan.class_frequencies(), n, seed) if plan.classes else None
     samples = _generate(plan, networks, n, seed, labels, truncation)
+    problem = non_finite(samples)
+    if problem:
+        raise UserError(f"{weights_file(run_dir, checkpoint_name)}: {problem}; no metric is measured on them")
     fake = evaluation.ImageSet(samples, plan.spec.value_range,
                                f"{n:,} samples of {run_dir} ({checkpoint_name}, seed {seed}{_truncated(truncation)})",
                                labels=labels)
     report = evaluator.measure(fake, samples, plan.data, required=bool(metrics))
     report = {"samples": n, "seed": seed, **({"truncation": truncation} if truncation is not None else {}), **report}
-    (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    path = Path(run_dir) / "eval.json"
+    with checkpoint.replacing(path, str(path), kept="") as (f, _):
+        f.write((json.dumps(report, indent=2) + "\n").encode())
     return report
 
 
@@ -264,7 +314,7 @@ def image_source(registry: Registry, text: str, n: int, seed: int, dataset_param
 
     path = Path(text).expanduser()
     if path.is_file() and export.is_export(path) or (path / "checkpoints" / "last.pt").is_file():
-        drawn = samples_of(registry, path, n, seed, for_metrics=True, truncation=truncation)
+        drawn = samples_of(registry, path, n, seed, for_metrics=True, truncation=truncation, flag="--samples")
         return evaluation.ImageSet(drawn.samples, drawn.value_range,
                                    f"{n:,} samples of {path} (seed {seed}{_truncated(truncation)})",
                                    labels=drawn.labels)
