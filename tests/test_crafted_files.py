@@ -175,7 +175,8 @@ def test_a_string_step_in_a_real_subprocess(run, tmp_path):
 
 def test_a_data_position_beyond_its_epoch_is_refused(run, tmp_path):
     edited = edited_run(run, tmp_path / "edited", lambda state: state["data"].update(position=10**12))
-    assert "data.position" in refused_in_process("resume", edited, "--steps", "8", "--no-progress")
+    assert "data.position 1000000000000 is outside an epoch of" in refused_in_process("resume", edited, "--steps", "8",
+                                                                                  "--no-progress")
 
 
 # (metadata entry, crafted value, what the one line says)
@@ -335,3 +336,26 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(run, model, tmp_path):
     assert refused_in_process("sample", fifo_model, "-o", tmp_path / "x.png") == (
         f"Error: exported generator {fifo_model} is not a regular file")
     assert not (tmp_path / "x.png").exists()
+
+
+# The rows of docs/troubleshooting.md's refusal table for the cases above: each shows the message the tests above
+# assert (paths shortened)
+DOCUMENTED = [
+    ("a checkpoint step that is not a number", CHECKPOINT_FIELDS[0][3]),
+    ("a checkpoint data position past its epoch", "data.position 1000000000000 is outside an epoch of"),
+    ("a checkpoint or export that is a FIFO", "is not a regular file"),
+    ("an export value range that is not finite", EXPORT_FIELDS[1][2]),
+    ("export needs of the wrong type", EXPORT_FIELDS[3][2]),
+    ("export metadata nested 100,000 deep", "is nested too deeply to be a gan-registry file"),
+    ("a billion samples", "-n 1000000000: at most 1000000 samples per call (they are held in memory together)"),
+    ("a billion evaluation samples", "--samples 1000000000: at most 1000000 samples per call"),
+    ("a sampling seed past 2**63", "is not in the range 0<=x<=9223372036854775807"),
+    ("metrics of samples that are not finite", "generated samples are not finite (the weights hold NaN/inf?); no metric"),
+]
+
+
+def test_the_troubleshooting_page_shows_these_refusals():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md").read_text()
+    rows = {line.split(" | ")[0][2:]: line for line in page.splitlines() if line.startswith("| ")}
+    for description, fragment in DOCUMENTED:
+        assert fragment in rows[description].split(" | ", 2)[2], description
