@@ -60,8 +60,9 @@ def writing(run_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             raise RunFolderBusy(f"{run_dir} is in use: {_holder(path)} is training in it; wait for it to end or stop"
                                 " it, then try again") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {' '.join(['gan', *sys.argv[1:]])[:400]}\n".encode())
+        with contextlib.suppress(OSError):  # who holds it is a courtesy to the next writer: a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {' '.join(['gan', *sys.argv[1:]])[:400]}\n".encode())
         try:
             yield
         finally:

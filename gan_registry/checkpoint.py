@@ -102,6 +102,25 @@ def _umask() -> int:
     return mask
 
 
+class _WatchedFile:
+    """A file whose failed writes are remembered: torch.save turns the OSError of a full disk into a RuntimeError
+    that no longer says why."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
 @contextlib.contextmanager
 def replacing(path: Path, what: str, kept: str = KEPT, suffix: str = ".tmp") -> Iterator[tuple[BinaryIO, Path]]:
     """A new file beside `path` to write, as an open file and its name (ending `suffix`); fsynced and renamed over
@@ -111,6 +130,7 @@ def replacing(path: Path, what: str, kept: str = KEPT, suffix: str = ".tmp") -> 
     write (a full disk) leaves the old one and raises WriteError naming `what`, followed by `kept`.
     """
     path = Path(path)
+    watched: _WatchedFile | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -118,7 +138,8 @@ def replacing(path: Path, what: str, kept: str = KEPT, suffix: str = ".tmp") -> 
         raise write_error(what, error, kept) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            yield f, Path(tmp)
+            watched = _WatchedFile(f)
+            yield watched, Path(tmp)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
@@ -128,6 +149,8 @@ def replacing(path: Path, what: str, kept: str = KEPT, suffix: str = ".tmp") -> 
         raise write_error(what, error, kept) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        if watched is not None and watched.error is not None:  # torch.save's zip writer says "unexpected pos"
+            raise write_error(what, watched.error, kept) from None
         raise
     _fsync_dir(path.parent)
 

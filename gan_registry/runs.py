@@ -86,9 +86,9 @@ def write_config(run_dir: Path, plan: Plan, world: Any = None, step: int = 0) ->
     try:
         tmp.write_text(json.dumps(config, indent=2) + "\n")
         os.replace(tmp, path)
-    except OSError as error:
+    except OSError as error:  # a full disk: a fault, not the user's mistake
         tmp.unlink(missing_ok=True)
-        raise UserError(f"could not write {path}: {error.strerror or error}") from None
+        raise checkpoint.write_error(str(path), error, kept="") from None
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

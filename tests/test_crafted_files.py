@@ -255,18 +255,22 @@ def test_seeds_beyond_int64_are_refused(run, tmp_path):
     assert invoke("sample", run, "--seed", 2**63 - 1, "-n", "4", "-o", tmp_path / "x.pt").exit_code == 0
 
 
-@pytest.fixture
-def full_disk(tmp_path) -> Path:
-    """A folder on a real file system with no space left: a small tmpfs, filled."""
-    folder = tmp_path / "full"
+def _tmpfs(folder: Path, size: str) -> None:
     folder.mkdir()
     try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                                  capture_output=True, text=True)
     except FileNotFoundError:
         pytest.skip("no mount command here")
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+
+
+@pytest.fixture
+def full_disk(tmp_path) -> Path:
+    """A folder on a real file system with no space left: a small tmpfs, filled."""
+    folder = tmp_path / "full"
+    _tmpfs(folder, "64k")
     try:
         with open(folder / "filler", "wb") as f, contextlib.suppress(OSError):
             f.write(bytes(1 << 20))
@@ -285,6 +289,31 @@ def test_a_full_disk_exits_1_with_the_documented_wording(run, tmp_path, full_dis
     assert refused_in_process("sample", run, "-o", picture, code=1) == (
         f"Error: could not write {picture}: no space left on device")
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"], "no temporary file is left behind"
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 40 KiB file system: room for a run's config and log, not for its first checkpoint."""
+    folder = tmp_path / "small"
+    _tmpfs(folder, "40k")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_disk_that_fills_during_a_run_is_a_fault_not_a_plugin_bug(small_disk, full_disk):
+    """torch.save's zip writer reports a full disk as "unexpected pos": the write it failed on says why."""
+    result = run_gan("run", "--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "--steps", "30",
+                     "--batch-size", "1024", "--out", small_disk / "r", "--no-progress")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1] == (f"Error: could not write checkpoint {small_disk}/r/checkpoints/last.pt:"
+                                              " no space left on device; the previous checkpoint is kept")
+    result = run_gan("run", "--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "--steps", "4",
+                     "--out", full_disk / "r", "--no-progress")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "no space left on device" in result.stderr.splitlines()[-1]
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
 
 def test_nan_weights_warn_on_sample_and_are_refused_by_eval(run, model, tmp_path):
