@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -99,12 +100,13 @@ class Settings:
             least = {"batch_size": 2, "seed": 0, "ema_start": 0}.get(name, 1)  # a batch of one has nothing to normalise over
             if value is not None and value < least:
                 raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
-        if self.seed >= 2**63:
-            raise UserError(f"--seed must be below 2**63, got {self.seed}")
+            if value is not None and value >= 2**63:  # what a checkpoint and torch's generators hold
+                raise UserError(f"--{name.replace('_', '-')} must be below 2**63, got {value}")
         for name in ("lr_scale", "lr_decay_start"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise UserError(f"--{name.replace('_', '-')} must be a number, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
         if self.ema is not None:
             if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0 <= self.ema < 1:
                 raise UserError(f"--ema is a decay per step between 0 and 1 (e.g. 0.999; 0: no average), got "

@@ -110,22 +110,23 @@ class Registry:
 
     @staticmethod
     def _from(found: list[Component], where: str) -> list[Component]:
-        """Those of `found` from plugin `where` exactly, else from distribution `where`."""
-        by_plugin = [c for c in found if c.origin and c.origin.plugin == where]
-        return by_plugin or [c for c in found if c.origin and c.origin.distribution
-                             and _normal(c.origin.distribution) == _normal(where)]
+        """Those of `found` whose plugin is `where`, or whose distribution is `where` as pip spells it: all of
+        them, so that an entry point named like another's distribution makes the name ambiguous, never its own."""
+        return [c for c in found if c.origin and (c.origin.plugin == where or (
+            c.origin.distribution and _normal(c.origin.distribution) == _normal(where)))]
 
     def qualified(self, component: Component) -> str:
-        """The name that picks exactly this component: `name@distribution`, or `name@plugin` where one
-        distribution registers the name from two of its plugins."""
+        """The name that picks exactly this component: `name@distribution`, else `name@plugin` (one distribution
+        registering the name from two of its plugins); where neither does, the distribution's, which is refused
+        with both named."""
         if not component.origin:
             return component.name
         group = self._by_kind[component.kind].get(component.name, [])
-        dist = component.origin.distribution
-        same_dist = [c for c in group if c.origin and dist and _normal(c.origin.distribution) == _normal(dist)]
-        if dist and len(same_dist) == 1:
-            return f"{component.name}@{dist}"
-        return f"{component.name}@{component.origin.plugin}"
+        names = [where for where in (component.origin.distribution, component.origin.plugin) if where]
+        for where in names:
+            if self._from(group, where) == [component]:
+                return f"{component.name}@{where}"
+        return f"{component.name}@{names[0]}"
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._by_kind[kind])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal
@@ -51,6 +52,8 @@ def convert(value: Any, tp: Any) -> Any:
                 return choice
         raise ValueError(f"expected one of {', '.join(map(str, args))}")
     if origin is tuple:
+        if not isinstance(value, (str, list, tuple)):
+            raise ValueError(f"expected {type_name(tp)}")
         items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
         inner = list(args)
         if len(inner) == 2 and inner[1] is Ellipsis:
@@ -65,7 +68,8 @@ def convert(value: Any, tp: Any) -> Any:
             return value.lower() in _TRUE
         raise ValueError("expected true or false")
     if tp is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
+                isinstance(value, float) and not value.is_integer()):
             raise ValueError("expected an integer")
         if not isinstance(value, str):
             return int(value)
@@ -84,9 +88,12 @@ def convert(value: Any, tp: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("expected a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ValueError("expected a number") from None
+        if not math.isfinite(number):  # every rate, weight and size is finite: inf or nan only diverges later
+            raise ValueError("expected a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ValueError("expected a string")

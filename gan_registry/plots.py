@@ -144,6 +144,15 @@ def plot(run_dirs: list[Path], out: Path, keys: tuple[str, ...] = (), weight: fl
     return out
 
 
+def _subfolders(folder: Path) -> list[Path]:
+    """Its visible subfolders, links to folders left out (one to / would walk the whole machine); none where it
+    cannot be listed."""
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_symlink() and p.is_dir())
+    except OSError:
+        return []
+
+
 def find_runs(root: Path, depth: int = 3) -> list[Path]:
     """Run folders (those with a config.json) at or under `root`, at most `depth` levels down, sorted."""
     root = Path(root)
@@ -156,7 +165,7 @@ def find_runs(root: Path, depth: int = 3) -> list[Path]:
             if (folder / CONFIG_NAME).is_file():
                 found.append(folder)  # a run's own subfolders hold no runs
             else:
-                below += sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+                below += _subfolders(folder)
         frontier = below
     return sorted(found)
 

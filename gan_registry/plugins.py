@@ -104,7 +104,8 @@ def _note(info: PluginInfo, strict: bool) -> None:
 
 
 _TOO_LARGE = ("can't allocate memory", "out of memory", "not enough memory", "overflow when unpacking",
-              "too large", "negative dimension", "exceeds the maximum", "must be representable")
+              "too large", "negative dimension", "exceeds the maximum", "must be representable",
+              "size calculation overflowed")
 """What torch says when a size it was asked for cannot be had: the sizes are the user's, not a plugin's bug."""
 
 
@@ -197,6 +198,13 @@ def _same_name_notes(plugins: list[PluginInfo]) -> None:
         for info in infos:
             info.notes.append(note)
         warnings.warn(note, PluginWarning, stacklevel=3)
+    for info in plugins:  # an entry point named like another distribution: NAME@THAT-NAME then picks neither
+        named = by_name.get(_normal(info.name), [])
+        if info.status != "core" and any(_normal(other.distribution) != _normal(info.distribution) for other in named):
+            note = (f"plugin '{info.name}' ({info.distribution} {info.version}, at {info.location}) is named like the"
+                    f" distribution {named[0].distribution}: NAME@{info.name} is refused for a name both register")
+            info.notes.append(note)
+            warnings.warn(note, PluginWarning, stacklevel=3)
 
 
 class _UserInterrupt:
@@ -225,16 +233,45 @@ class _UserInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _import_failure(error: BaseException) -> BaseException:
-    """What a plugin's import raised, as an error to report: exiting or interrupting at import is a plugin's bug."""
+def _contained(error: BaseException, during: str) -> BaseException:
+    """What a plugin raised, as an error to report: exiting or interrupting while it loads is the plugin's bug."""
     if isinstance(error, Exception):
         return error
     if isinstance(error, SystemExit):
-        failure = PluginContractError(f"it called sys.exit({error.code!r}) while being imported")
+        failure = PluginContractError(f"it called sys.exit({error.code!r}) while {during}")
     else:
-        failure = PluginContractError(f"it raised {type(error).__name__} while being imported")
+        failure = PluginContractError(f"it raised {type(error).__name__} while {during}")
     failure.__cause__ = error  # the traceback strict mode shows
     return failure
+
+
+def _register(pm: pluggy.PluginManager, registry: Registry, index: int, info: PluginInfo, module: object,
+              strict: bool, interrupt: _UserInterrupt) -> None:
+    """Call one plugin's hooks and add what it registers; whatever it raises marks it broken, and only it."""
+    if pm.is_registered(module):  # two entry points naming one module, or one naming the core's own
+        _fail(info, PluginContractError(f"its module {getattr(module, '__name__', module)} is already loaded as"
+                                        " another plugin"), strict)
+        return
+    try:
+        # pluggy's own names must be unique: entry-point names are not (and one may be the core's)
+        pm.register(module, name=f"{index}:{info.name}")
+        notes = _check_hooks(pm, module)
+        components = _collect(pm, module, info)
+        registry.add_all(components)
+    except BaseException as error:
+        if interrupt.pressed:
+            raise
+        if pm.is_registered(module):
+            pm.unregister(module)
+        _fail(info, _contained(error, "registering its components"), strict)
+        return
+    info.components = components
+    info.notes = notes
+    if not components:
+        info.status = "empty"
+        hooked = bool(pm.get_hookcallers(module))
+        info.notes.append("it registers no component" + ("" if hooked else " (it has no @hookimpl function)"))
+    _note(info, strict)
 
 
 def load_registry(
@@ -264,7 +301,7 @@ def load_registry(
                 except BaseException as error:  # a broken plugin must not take the others, or the command, down
                     if interrupt.pressed:
                         raise
-                    _fail(info, _import_failure(error), strict)
+                    _fail(info, _contained(error, "being imported"), strict)
     for name, module in extra_plugins:
         if any(module is loaded for _, loaded in candidates):
             continue  # already loaded through its entry point
@@ -274,32 +311,13 @@ def load_registry(
 
     from . import __version__, _callbacks
 
-    core = PluginInfo("gan-registry", "gan-registry", __version__, status="core")
+    core = PluginInfo("gan-registry", "gan-registry", __version__, status="core",
+                      location=os.path.dirname(_callbacks.__file__))
     registry.core = core
-    for index, (info, module) in enumerate([(core, _callbacks), *candidates]):
-        if pm.is_registered(module):  # two entry points naming one module, or one naming the core's own
-            _fail(info, PluginContractError(f"its module {getattr(module, '__name__', module)} is already loaded as"
-                                            " another plugin"), strict)
-            continue
-        try:
-            # pluggy's own names must be unique: entry-point names are not (and one may be the core's)
-            pm.register(module, name=f"{index}:{info.name}")
-            notes = _check_hooks(pm, module)
-            components = _collect(pm, module, info)
-            registry.add_all(components)
-        except (Exception, SystemExit) as error:
-            if pm.is_registered(module):
-                pm.unregister(module)
-            _fail(info, error, strict)
-            continue
-        info.components = components
-        info.notes = notes
-        if not components:
-            info.status = "empty"
-            hooked = bool(pm.get_hookcallers(module))
-            info.notes.append("it registers no component" + ("" if hooked else " (it has no @hookimpl function)"))
-        _note(info, strict)
-    _same_name_notes(registry.plugins)
+    with _UserInterrupt() as interrupt:
+        for index, (info, module) in enumerate([(core, _callbacks), *candidates]):
+            _register(pm, registry, index, info, module, strict, interrupt)
+    _same_name_notes([core, *registry.plugins])
     for group in registry.clashes():
         for component in group:
             others = ", ".join(str(c.origin) for c in group if c is not component)

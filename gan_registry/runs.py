@@ -37,6 +37,13 @@ def default_run_dir(settings: Settings, root: Path = Path("runs")) -> Path:
 
 def check_new_run_dir(run_dir: Path) -> None:
     """A run starts only in a new or empty folder: nothing of the user's is overwritten or mixed in."""
+    try:
+        _check_new_run_dir(run_dir)
+    except OSError as error:  # a name too long, a folder that cannot be listed
+        raise UserError(f"--out {run_dir}: {error.strerror or error}") from None
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
     if (run_dir / "checkpoints" / "last.pt").exists():
         raise UserError(f"{run_dir} already holds a run; continue it with `gan resume {run_dir}` or pick another --out")
     if run_dir.exists() and not run_dir.is_dir():
@@ -226,6 +233,7 @@ def reopen(registry: Registry, run_dir: Path, *, steps: int | None = None, epoch
     if device is not None:
         overrides["device"] = device
     plan, _ = plan_for_run(registry, run_dir, **overrides)
+    check_run_files(run_dir)
     world, device = join(resolve_device(plan.settings.device))
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
     trainer = Trainer(plan, run_dir, device, progress=progress, world=world)
@@ -237,6 +245,24 @@ def reopen(registry: Registry, run_dir: Path, *, steps: int | None = None, epoch
         print(f"resuming {run_dir} at step {trainer.step}"
               + (f" on {world.size} processes ({world.backend})" if world.joined else ""), flush=True)
     return trainer
+
+
+def check_run_files(run_dir: Path) -> None:
+    """What a resumed run writes to is what it wrote: a folder that someone else may have handed over holds no link
+    (samples/ pointing elsewhere would take the grids there) and no FIFO or folder where a file belongs."""
+    import stat
+
+    for name in (*RUN_FILES, LOCK_NAME):
+        path = Path(run_dir) / name
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        folder = name in ("samples", "checkpoints")
+        if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode)):
+            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder" if folder else "not a regular file"
+            raise UserError(f"{path} is {what}: a run writes only into its own files and folders, so it is not"
+                            f" resumed; put a real {'folder' if folder else 'file'} there")
 
 
 def check_more_to_do(trainer) -> None:

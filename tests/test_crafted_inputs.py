@@ -137,11 +137,28 @@ def test_a_distribution_whose_name_normalises_to_a_built_ins_cannot_take_it_over
     assert not marker.exists() and not (tmp_path / "r").exists()
 
 
+def test_an_entry_point_named_like_a_built_in_distribution_cannot_take_its_name(tmp_path):
+    site, marker = tmp_path / "site", tmp_path / "IMPOSTOR_RAN"
+    _distribution(site, "totally-innocent", "1.0", {"gan-registry-objectives": "impostor_objective"},
+                  {"impostor_objective": IMPOSTOR.format(marker=str(marker))})
+    _distribution(site, "gan-registry", "9.9", {"spoof": "spoofed_core"},
+                  {"spoofed_core": "from gan_registry import hookimpl\n"})
+    env = {"PYTHONPATH": str(site)}
+    result = run_gan("run", *GAUSSIANS[:2], "--objective", "gan@gan-registry-objectives", "--dataset", "gaussians",
+                     "--steps", "2", "--out", tmp_path / "r", env=env)
+    assert result.returncode == 2 and "more than one objective 'gan'" in _one_error_line(result)
+    assert not marker.exists()
+    warned = result.stderr
+    assert "plugin 'gan-registry-objectives' (totally-innocent 1.0" in warned and "is named like the distribution" in warned
+    assert "distributions gan-registry 0.9" in warned and "gan-registry 9.9" in warned  # the core's name, taken
+
+
 EXITS = {
     "exit0": "import sys\nsys.exit(0)\n",
     "exit3": "import sys\nsys.exit(3)\n",
     "interrupt": "raise KeyboardInterrupt\n",
     "core_name": "from gan_registry import hookimpl\n",
+    "hook": "from gan_registry import hookimpl\n@hookimpl\ndef register_objectives(register):\n    raise KeyboardInterrupt\n",
 }
 
 
@@ -149,7 +166,7 @@ def test_plugins_that_exit_interrupt_or_pose_as_the_core_at_import_are_broken_pl
     site = tmp_path / "site"
     _distribution(site, "evil-exits", "0.1",
                   {"exit0": "evil_exit0", "exit3": "evil_exit3", "interrupt": "evil_interrupt",
-                   "gan-registry": "evil_core_name", "core-again": "gan_registry._callbacks"},
+                   "gan-registry": "evil_core_name", "core-again": "gan_registry._callbacks", "hook": "evil_hook"},
                   {f"evil_{name}": source for name, source in EXITS.items()})
     env = {"PYTHONPATH": str(site)}
     listed = run_gan("list", "objectives", env=env)
@@ -157,11 +174,12 @@ def test_plugins_that_exit_interrupt_or_pose_as_the_core_at_import_are_broken_pl
     assert "wgan-gp" in listed.stdout
     assert "aborted" not in listed.stderr and "_name2plugin" not in listed.stderr and "{" not in listed.stderr
     warnings = [line for line in listed.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 5 and all(len(line) < 300 for line in warnings), listed.stderr
+    assert len(warnings) == 7 and all(len(line) < 300 for line in warnings), listed.stderr
     plugins = run_gan("plugins", env=env)
     assert plugins.returncode == 0
     for name, error in (("exit0", "sys.exit(0)"), ("exit3", "sys.exit(3)"), ("interrupt", "KeyboardInterrupt"),
-                        ("core-again", "already loaded as another plugin")):
+                        ("core-again", "already loaded as another plugin"),
+                        ("hook", "it raised KeyboardInterrupt while registering its components")):
         assert f"{name}  [evil-exits 0.1]  broken" in plugins.stdout
         assert error in plugins.stdout
     assert "gan-registry  [gan-registry" in plugins.stdout and "gan-registry  [evil-exits 0.1]  empty" in plugins.stdout
@@ -212,3 +230,15 @@ def test_a_stop_asked_for_inside_a_billion_discriminator_steps_ends_the_step(tmp
     assert state["step"] == 1
     batches = state["data"]["epoch"] * (256 // 8) + state["data"]["position"]
     assert 1 <= batches < 10**9  # the step ended inside its discriminator phase
+
+
+def test_gan_runs_lists_what_it_can_and_follows_no_link_out(tmp_path):
+    runs = tmp_path / "runs"
+    made = run_gan("run", *GAUSSIANS, "--steps", "2", "--out", runs / "good", "--no-progress")
+    assert made.returncode == 0, made.stderr
+    (runs / "bad").mkdir()
+    (runs / "bad" / "config.json").write_text('{"settings": ')
+    (runs / "to-slash").symlink_to("/")
+    listed = run_gan("runs", runs)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    assert f"{runs}/good" in listed.stdout and "unreadable: " in listed.stdout and "to-slash" not in listed.stdout

@@ -149,6 +149,23 @@ REFUSED = [
     ("a latent dimension past memory", ["run", *MLP, "--latent-dim", "100000000"],
      "asked for more than this machine can hold while building the generator (--latent-dim 100000000)"),
     ("a seed past 2**63", ["run", *MLP, "--seed", "100000000000000000000000"], "--seed must be below 2**63"),
+    ("a table where a parameter's value belongs", ["run", "--config", "{tmp}/table.toml"],
+     "parameter 'hidden'={'x': {'y': 1}}: expected an integer"),
+    ("an infinite learning rate", ["run", *MLP, "-p", "objective.lr_generator=inf"],
+     "parameter 'lr_generator'='inf': expected a finite number"),
+    ("an infinite learning-rate scale", ["run", *MLP, "--lr-scale", "inf"], "--lr-scale must be a finite number"),
+    ("steps past 2**63", ["run", *MLP, "--steps", "10000000000000000000"], "--steps must be below 2**63"),
+    ("a network depth past any GAN", ["run", *MLP, "-p", "arch.depth=100000"], "depth must be at most 100, got 100000"),
+    ("a billion Gaussian modes", ["run", *MLP, "--dataset", "gaussians", "-p", "dataset.modes=1000000000"],
+     "modes must be at most 10,000 and count at most 10,000,000"),
+    ("an --out name too long for the file system", ["run", *FAST, "--steps", "1", "--out", "{tmp}/" + "a" * 300],
+     "File name too long"),
+    ("a resumed run whose samples/ is a link", ["resume", "{linked_samples}", "--steps", "9"],
+     "samples is a symbolic link: a run writes only into its own files and folders, so it is not resumed"),
+    ("a resumed run whose log is a FIFO", ["resume", "{pipe_log}", "--steps", "9"],
+     "metrics.jsonl is not a regular file: a run writes only into its own files and folders"),
+    ("a file that is no archive in place of CIFAR-10's", ["run", *MLP, *CIFAR, "{tmp}/not-tar"],
+     "could not unpack"),
     ("an archive member that escapes the data folder", ["run", *MLP, *CIFAR, "{tmp}/escaping-tar"],
      "cifar-10-python.tar.gz: member '../../ESCAPED' would be written outside"),
     ("an archive member that is a link", ["run", *MLP, *CIFAR, "{tmp}/linking-tar"],
@@ -276,6 +293,15 @@ def world(tmp_path_factory) -> dict[str, str]:
     (tmp / "deep.toml").write_text("arch = " + "[" * 100_000 + "]" * 100_000 + "\n")
     os.mkfifo(tmp / "pipe.toml")
     (tmp / "callbacks.toml").write_text('arch = "mlp"\nobjective = "gan"\ncallbacks = "progress"\n')
+    (tmp / "table.toml").write_text('arch = "mlp"\nobjective = "gan"\n[params.arch.hidden.x]\ny = 1\n')
+    for name, replaced, make in (("linked_samples", "samples", lambda p: p.symlink_to(tmp)),
+                                 ("pipe_log", "metrics.jsonl", os.mkfifo)):
+        shutil.copytree(run, tmp / name)
+        shutil.rmtree(tmp / name / replaced) if (tmp / name / replaced).is_dir() else (tmp / name / replaced).unlink()
+        make(tmp / name / replaced)
+        places[name] = tmp / name
+    (tmp / "not-tar").mkdir()
+    (tmp / "not-tar" / "cifar-10-python.tar.gz").write_text("hello\n")
     for name, make in (("pipe_config", os.mkfifo),
                        ("deep_config", lambda p: p.write_text("[" * 100_000 + "]" * 100_000))):
         shutil.copytree(run, tmp / name)

@@ -37,9 +37,15 @@ class DiscriminatorParams(ConditionParams):
     )
 
 
+MAX_DEPTH = 100
+"""Hidden layers: deeper plain MLPs do not train as GANs, and building thousands of layers takes minutes."""
+
+
 def _check(params) -> None:
     if params.hidden < 1 or params.depth < 1:
         raise IncompatibleError("hidden and depth must be at least 1")
+    if params.depth > MAX_DEPTH:
+        raise IncompatibleError(f"depth must be at most {MAX_DEPTH}, got {params.depth}")
 
 
 def build_generator(params: GeneratorParams, spec):

@@ -192,7 +192,13 @@ def _untar(archive: str, root: str) -> None:
             for name in os.listdir(unpacked):
                 _move(os.path.join(unpacked, name), os.path.join(root, name))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-        raise UserError(f"could not unpack {archive} ({type(error).__name__}: {error}); replace or delete it") from None
+        raise UserError(f"could not unpack {archive} ({type(error).__name__}: {_one_line(error)}); replace or delete"
+                        " it") from None
+
+
+def _one_line(error: BaseException) -> str:
+    """tarfile's "not an archive" lists what each of its openers said, a line each."""
+    return " ".join(str(error).split())
 
 
 def _gunzip(archive: str, target: str) -> None:
@@ -209,10 +215,12 @@ def _gunzip(archive: str, target: str) -> None:
                         raise UserError(f"refused {archive}: it inflates past {GZIP_MAX_BYTES // 2**20} MiB (the"
                                         " largest official file is 47 MB); nothing was written")
                     out.write(chunk)
+            if not written:
+                raise UserError(f"refused {archive}: it inflates to nothing; nothing was written")
             os.replace(part, target)
     except (OSError, EOFError, zlib.error) as error:  # not gzip, truncated, corrupt, or the folder is not writable
-        raise UserError(f"could not unpack {archive} ({type(error).__name__}: {error}); replace or delete it;"
-                        " nothing was written") from None
+        raise UserError(f"could not unpack {archive} ({type(error).__name__}: {_one_line(error)}); replace or delete"
+                        " it; nothing was written") from None
 
 
 def _idx_count(path: str, magic: int, what: str, shape: tuple[int, ...]) -> int:

@@ -7,6 +7,12 @@ from typing import Literal
 from gan_registry import Dataset, DataSource, hookimpl
 
 
+MAX_MODES = 10_000
+"""Modes of the ring, or per side of the grid: a hundred million points of the grid is past any toy."""
+MAX_COUNT = 10_000_000
+"""Training points: 80 MB as float32 pairs."""
+
+
 @dataclass
 class GaussiansParams:
     layout: Literal["ring", "grid"] = field(
@@ -22,6 +28,8 @@ class GaussiansParams:
     def __post_init__(self) -> None:
         if self.modes < 0 or self.std < 0 or self.count < 1:
             raise ValueError("modes and std must be >= 0 and count >= 1")
+        if self.modes > MAX_MODES or self.count > MAX_COUNT:  # held in memory as one tensor, with its mode centres
+            raise ValueError(f"modes must be at most {MAX_MODES:,} and count at most {MAX_COUNT:,}")
 
     @property
     def resolved_std(self) -> float:
