@@ -50,6 +50,24 @@ HANG_S = 1800
 on a loaded 2-core machine can take many times its usual time (a whole suite once took 47 minutes)."""
 
 
+@contextlib.contextmanager
+def no_hang(seconds: int = HANG_S) -> Iterator[None]:
+    """Fail the block with TimeoutError instead of waiting forever (a FIFO opened for reading blocks until a writer
+    comes). Main thread only: it uses SIGALRM."""
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError(f"still waiting after {seconds} s (a FIFO opened?)")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_gan(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None,
             timeout: float = HANG_S) -> subprocess.CompletedProcess:
     """Run the real `gan` command line in a subprocess; returns the completed process (text output)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import stat
 import subprocess
 from pathlib import Path
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 from gan_registry import checkpoint, generate
 from gan_registry.cli import cli
 from gan_registry.errors import UserError
-from gan_registry.testing import HANG_S, run_gan
+from gan_registry.testing import no_hang, run_gan
 
 TOY = ["--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p", "dataset.count=512", "--batch-size", "64",
        "-p", "arch.hidden=32"]
@@ -48,21 +47,6 @@ def refused(*args, code: int = 2) -> str:
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
     return result.stderr.strip()
-
-
-@contextlib.contextmanager
-def no_hang(seconds: int = HANG_S):
-    """Fail instead of waiting forever (a FIFO opened for reading blocks until a writer comes)."""
-    def hung(signum, frame):
-        raise TimeoutError(f"still waiting after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")

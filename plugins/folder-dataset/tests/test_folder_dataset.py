@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import warnings
@@ -17,6 +16,7 @@ from PIL import Image
 
 from gan_registry import DataContext, UserError
 from gan_registry.testing import run_gan
+from gan_registry.testing import no_hang as no_hang_here
 from gan_registry_folder_dataset import FolderParams, build, class_folders
 from gan_registry_folder_dataset._images import FolderImages, load
 
@@ -236,15 +236,8 @@ def test_gan_run_in_memory_and_streamed(folder, tmp_path):
 
 @pytest.fixture
 def no_hang():
-    """Fail, rather than hang, a test whose code would open a FIFO and wait for a writer that never comes."""
-    def stuck(*_):
-        raise TimeoutError("blocked for 60 s: a FIFO was opened")
-
-    previous = signal.signal(signal.SIGALRM, stuck)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    with no_hang_here():
+        yield
 
 
 def test_fifo_and_device_named_like_images_are_skipped_unopened(tmp_path, no_hang):

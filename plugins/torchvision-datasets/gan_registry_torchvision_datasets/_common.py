@@ -12,7 +12,6 @@ import functools
 import gzip
 import math
 import os
-import shutil
 import socket
 import stat
 import struct

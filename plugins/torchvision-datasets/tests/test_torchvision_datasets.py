@@ -11,7 +11,6 @@ import os
 import pickle
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -23,6 +22,7 @@ import torch
 
 from gan_registry import DataContext, UserError
 from gan_registry.testing import isolated_registry
+from gan_registry.testing import no_hang as no_hang_here
 from gan_registry_torchvision_datasets import _common, cifar10, fashion_mnist, mnist
 
 N_TRAIN, N_TEST = 40, 24
@@ -161,15 +161,8 @@ def offline(monkeypatch):
 
 @pytest.fixture
 def no_hang():
-    """Fail, rather than hang, a test whose code would open a FIFO and wait for a writer that never comes."""
-    def stuck(*_):
-        raise TimeoutError("blocked for 60 s: a FIFO was opened")
-
-    previous = signal.signal(signal.SIGALRM, stuck)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    with no_hang_here():
+        yield
 
 
 @pytest.mark.parametrize("name, class_name, gzipped", [("mnist", "MNIST", False), ("fashion-mnist", "FashionMNIST", True)])
