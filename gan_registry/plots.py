@@ -145,16 +145,23 @@ def plot(run_dirs: list[Path], out: Path, keys: tuple[str, ...] = (), weight: fl
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    """Its visible subfolders, links to folders left out (one to / would walk the whole machine); none where it
-    cannot be listed."""
+    """Its visible subfolders (links to folders too); none where it cannot be listed."""
     try:
-        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_symlink() and p.is_dir())
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir())
     except OSError:
         return []
 
 
+def _is_run(folder: Path) -> bool:
+    try:
+        return (folder / CONFIG_NAME).is_file()
+    except OSError:
+        return False
+
+
 def find_runs(root: Path, depth: int = 3) -> list[Path]:
-    """Run folders (those with a config.json) at or under `root`, at most `depth` levels down, sorted."""
+    """Run folders (those with a config.json) at or under `root`, at most `depth` levels down, sorted. A link to a
+    run is listed; a link to any other folder is not walked (one to / would walk the whole machine)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"no folder at {root}")
@@ -162,9 +169,9 @@ def find_runs(root: Path, depth: int = 3) -> list[Path]:
     for _ in range(depth + 1):
         below = []
         for folder in frontier:
-            if (folder / CONFIG_NAME).is_file():
+            if _is_run(folder):
                 found.append(folder)  # a run's own subfolders hold no runs
-            else:
+            elif folder == root or not folder.is_symlink():
                 below += _subfolders(folder)
         frontier = below
     return sorted(found)
