@@ -56,7 +56,7 @@ from .protocols import (
     ObjectiveProtocol,
 )
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
 
 
 def load_weights(path):
