@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 from typing import BinaryIO
 
 
@@ -51,11 +50,3 @@ def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
 def read_text(path: str | os.PathLike, limit: int | None = None) -> str:
     """`read_bytes` decoded as UTF-8 (UnicodeDecodeError for other bytes)."""
     return read_bytes(path, limit).decode("utf-8")
-
-
-def is_regular(path: str | os.PathLike) -> bool:
-    """A regular file (following links), checked without opening it."""
-    try:
-        return stat.S_ISREG(Path(path).stat().st_mode)
-    except OSError:
-        return False

@@ -97,9 +97,14 @@ def remove_leftovers(folder: Path) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0o077)  # reading the umask means setting it: a strict one meanwhile
-    os.umask(mask)
-    return mask
+    """The process's umask, from /proc where Linux shows it: setting it to read it races with other threads."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o077)  # elsewhere reading it means setting it: a strict one meanwhile
+        os.umask(mask)
+        return mask
 
 
 class _WatchedFile:
@@ -237,13 +242,13 @@ def _pickle_globals(f: BinaryIO) -> list[str]:
     return names
 
 
-def open_regular(path: Path, kind: str) -> BinaryIO:
+def open_user_file(path: Path, kind: str) -> BinaryIO:
     """`path` opened for reading if it is a regular file: a FIFO would block the open until a writer came, so it
     is opened without blocking and refused, as are devices and folders."""
-    from ._files import NotARegularFile, open_regular as open_if_regular
+    from ._files import NotARegularFile, open_regular
 
     try:
-        return open_if_regular(path)
+        return open_regular(path)
     except (FileNotFoundError, NotADirectoryError):
         raise CheckpointError(f"no {kind} at {path}") from None
     except NotARegularFile:
@@ -255,7 +260,7 @@ def open_regular(path: Path, kind: str) -> BinaryIO:
 def _load_plain(path: Path, kind: str, map_location: Any) -> Any:
     """A torch.save file's payload, loaded with weights_only=True; a pickle with code in it is refused unrun."""
     corrupt = f"{kind} {path} is corrupt or truncated"
-    with open_regular(path, kind) as f:
+    with open_user_file(path, kind) as f:
         if not zipfile.is_zipfile(f):  # torch.save has written zip files since torch 1.6; ours always are
             f.seek(0)
             imported = _pickle_globals(f)

@@ -190,7 +190,7 @@ def _parse_param_flags(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return grouped
 
 
-CONFIG_LIMIT = 1 << 20
+TOML_LIMIT = 1 << 20
 """Bytes a settings file may have: a real one has a few hundred."""
 
 
@@ -202,7 +202,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     from ._files import read_text
 
     try:
-        data = tomllib.loads(read_text(path, limit=CONFIG_LIMIT))
+        data = tomllib.loads(read_text(path, limit=TOML_LIMIT))
     except FileNotFoundError:
         raise UserError(f"--config {path}: no such file") from None
     except UnicodeDecodeError as error:
@@ -319,7 +319,9 @@ def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | No
     run = Run.from_settings(settings, out=out, registry=_registry(), progress=not no_progress)
     if nproc is not None:  # checked here first: a mistake is one line and exit 2, before any process starts
         from ._distributed import hand_to_torchrun
+        from ._runlock import check_free
 
+        check_free(run.dir)
         hand_to_torchrun(nproc, run._plan, extra=() if out is not None else ("--out", str(run.dir)))
     run.train()
     _done(run.dir)
@@ -350,7 +352,9 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
     run = Run.open(run_dir, registry=_registry(), progress=not no_progress)
     if nproc is not None:
         from ._distributed import hand_to_torchrun
+        from ._runlock import check_free
 
+        check_free(run_dir)
         hand_to_torchrun(nproc, run._plan)
     run.train(steps=steps, epochs=epochs, device=device)
     _done(run_dir)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from . import __version__, params as params_mod
 from ._components import NetworkSpec, Needs
 from ._registry import Registry
-from .checkpoint import open_regular, replacing, shown
+from .checkpoint import open_user_file, replacing, shown
 from .errors import UnknownComponentError, UserError
 from .plugins import blame
 
@@ -93,7 +93,7 @@ def _component(registry: Registry, kind: str, record: dict[str, Any], path: Path
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     from safetensors import SafetensorError, safe_open
 
-    open_regular(path, "exported generator").close()  # safe_open takes a name: a FIFO is refused before it
+    open_user_file(path, "exported generator").close()  # safe_open takes a name: a FIFO is refused before it
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}

@@ -103,14 +103,13 @@ def _note(info: PluginInfo, strict: bool) -> None:
     warnings.warn(message, PluginWarning, stacklevel=3)
 
 
-_TOO_LARGE = ("can't allocate memory", "out of memory", "not enough memory", "overflow when unpacking",
-              "too large", "negative dimension", "exceeds the maximum", "must be representable",
-              "size calculation overflowed")
+_TOO_LARGE = ("can't allocate memory", "out of memory", "not enough memory", "overflow when unpacking long",
+              "storage size calculation overflowed", "trying to create tensor with negative dimension")
 """What torch says when a size it was asked for cannot be had: the sizes are the user's, not a plugin's bug."""
 
 
 def _too_large(error: BaseException) -> bool:
-    if isinstance(error, (MemoryError, OverflowError)):
+    if isinstance(error, (MemoryError, OverflowError)):  # torch.OutOfMemoryError is a RuntimeError saying so
         return True
     text = str(error).lower()
     return isinstance(error, (RuntimeError, TypeError, ValueError)) and any(words in text for words in _TOO_LARGE)

@@ -16,11 +16,12 @@ from ._components import KIND_BY_NAME
 from ._plan import EMA_KEY, Plan, Settings, make_plan
 from ._files import read_text
 from ._registry import Registry
+from . import _runlock
 from ._runlock import LOCK_NAME
 from .errors import CheckpointError, UserError
 
 CONFIG_NAME = "config.json"
-CONFIG_LIMIT = 16 << 20
+RUN_CONFIG_LIMIT = 16 << 20
 """Bytes a run's config.json may have: a real one has a few kilobytes."""
 
 
@@ -59,8 +60,8 @@ def _processes(run_dir: Path, world: Any, step: int) -> list[dict[str, Any]]:
     """config.json's record of the processes that trained the run, each from the step it started at: facts of
     the run (a resume on another world size adds an entry), never settings a resume reuses."""
     try:
-        previous = json.loads((run_dir / CONFIG_NAME).read_text()).get("processes", [])
-    except (OSError, ValueError, AttributeError):
+        previous = json.loads(read_text(run_dir / CONFIG_NAME, limit=RUN_CONFIG_LIMIT)).get("processes", [])
+    except (OSError, ValueError, AttributeError, RecursionError):
         previous = []
     previous = [p for p in previous if isinstance(p, dict) and isinstance(p.get("from_step"), int)
                 and p["from_step"] < step] if isinstance(previous, list) else []
@@ -104,7 +105,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"no run directory at {run_dir}")
     path = run_dir / CONFIG_NAME
     try:
-        config = json.loads(read_text(path, limit=CONFIG_LIMIT))
+        config = json.loads(read_text(path, limit=RUN_CONFIG_LIMIT))
     except FileNotFoundError:
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_NAME})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -183,9 +184,10 @@ def _fitting(run_dir: Path) -> Iterator[None]:
 def writing(run_dir: Path) -> Iterator[None]:
     """The run folder's lock while training writes in it; rank 0 alone writes, so it alone locks (torchrun's
     RANK, since a resume joins the job only once it reopens the run)."""
-    from . import _runlock
+    from ._distributed import launched
 
-    with _runlock.writing(run_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+    main = not launched() or os.environ.get("RANK") == "0"
+    with _runlock.writing(run_dir) if main else contextlib.nullcontext():
         yield
 
 
@@ -200,7 +202,8 @@ def begin(plan: Plan, run_dir: Path, progress: bool):
     world.decide(lambda: check_new_run_dir(run_dir))  # rank 0 looks; every rank stops if it must
     seed_everything(settings.seed)
     trainer = Trainer(plan, run_dir, device, progress=progress, world=world)
-    trainer.made_run_dir = not run_dir.exists()  # an empty folder the user gave is theirs: never removed
+    # an empty folder the user gave is theirs: never removed; one the lock made is the run's
+    trainer.made_run_dir = not run_dir.exists() or _runlock.made_here(run_dir)
     if not world.main:  # the other ranks never touch the run folder
         return trainer
     try:

@@ -187,7 +187,8 @@ def _untar(archive: str, root: str) -> None:
             refusal = _tar_refusal(tar, root)
             if refusal:
                 raise UserError(f"refused {archive}: {refusal}; nothing was extracted")
-            tar.extractall(unpacked, filter="data")  # a second line of defence behind the check above
+            # a second line of defence behind the check above, where this Python has it (3.10.12, 3.11.4 on)
+            tar.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
             for name in os.listdir(unpacked):
                 _move(os.path.join(unpacked, name), os.path.join(root, name))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
