@@ -12,7 +12,6 @@ import io
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -41,20 +40,12 @@ def _append(path: Path, line: bytes) -> None:
 
 
 def _replace(path: Path, data: bytes) -> None:
-    """Write `path` atomically: a kill meanwhile leaves the old file. The temporary file gets a fresh name, so
-    a link planted under a fixed one is never written through."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp's 0600 would hide the log from others who could read it so far
-        os.fchmod(fd, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `path` atomically, as every file a run writes is (a kill meanwhile leaves the old file; a full disk is
+    one line and exit 1)."""
+    from .checkpoint import replacing
+
+    with replacing(path, str(path), kept="") as (f, _):
+        f.write(data)
 
 
 def _cut_back(run: Any, name: str, records: Callable[[bytes], Iterable[tuple[bytes, int | None]]]) -> None:
