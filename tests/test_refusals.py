@@ -148,6 +148,8 @@ REFUSED = [
      " (hidden=100000000000000000000)"),
     ("a latent dimension past memory", ["run", *MLP, "--latent-dim", "10000000000"],
      "asked for more than this machine can hold while building the generator (--latent-dim 10000000000)"),
+    ("a width past torch's integers", ["run", *MLP, "-p", "arch.hidden=9223372036854775807"],
+     "RuntimeError: Storage size calculation overflowed"),
     ("a seed past 2**63", ["run", *MLP, "--seed", "100000000000000000000000"], "--seed must be below 2**63"),
     ("a table where a parameter's value belongs", ["run", "--config", "{tmp}/table.toml"],
      "parameter 'hidden'={'x': {'y': 1}}: expected an integer"),
