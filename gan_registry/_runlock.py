@@ -45,6 +45,11 @@ def _holder(fd: int) -> str:
     return f"another process (pid {pid}" + (f": {command}" if command else "") + ")"
 
 
+def _busy(run_dir: Path, fd: int) -> RunFolderBusy:
+    return RunFolderBusy(f"{run_dir} is in use: {_holder(fd)} is training in it; wait for it to end or stop it, then"
+                         " try again")
+
+
 def _open(path: Path, run_dir: Path) -> int:
     try:
         # O_NOFOLLOW: a link planted in the folder is not followed to a file elsewhere; O_NONBLOCK: nor a FIFO waited on
@@ -71,10 +76,9 @@ def _lock(run_dir: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(fd)
+            busy = _busy(run_dir, fd)
             os.close(fd)
-            raise RunFolderBusy(f"{run_dir} is in use: {holder} is training in it; wait for it to end or stop it,"
-                                " then try again") from None
+            raise busy from None
         try:
             now = os.stat(path, follow_symlinks=False)
         except OSError:
@@ -96,8 +100,7 @@ def check_free(run_dir: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise RunFolderBusy(f"{run_dir} is in use: {_holder(fd)} is training in it; wait for it to end or stop it,"
-                            " then try again") from None
+        raise _busy(Path(run_dir), fd) from None
     finally:
         os.close(fd)
 
