@@ -93,12 +93,14 @@ class Run:
         return cls(registry, plan, Path(run_dir), started=True, progress=progress)
 
     # -- training ------------------------------------------------------------------------
-    def train(self, steps: int | None = None, epochs: int | None = None, *, device: str | None = None) -> Run:
+    def train(self, steps: int | None = None, epochs: int | None = None, *, device: str | None = None,
+              threads: int | None = None) -> Run:
         """Train to the run's length, or to a new total of `steps` or `epochs`; returns the run.
 
-        `device` moves a run opened from disk to another device (`cpu`, `cuda`, ...).
+        `device` moves a run opened from disk to another device (`cpu`, `cuda`, ...); `threads` sets torch's CPU
+        threads (default: this machine's free share of its cores; a resumed run keeps the count it started with).
         """
-        from . import runs
+        from . import _threads, runs
 
         if steps is not None and epochs is not None:
             raise UserError("give steps or epochs, not both")
@@ -107,6 +109,10 @@ class Run:
 
             self.dir = current().decide(
                 lambda: runs.default_run_dir(self._plan.settings) if self.dir.exists() else self.dir)
+        recorded = None
+        if self._started:
+            recorded = (runs.read_config(self.dir).get("threads") or {}).get("count")
+        _threads.use(threads, recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else None)
         with runs.writing(self.dir):
             return self._train(steps, epochs, device)
 

@@ -309,9 +309,11 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
               help="Distributed runs: BatchNorm statistics of the global batch (default) or of each process's share.")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
+@click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+              help="torch's CPU threads (default: this machine's free share of its cores; see the run's config).")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
 def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | None, no_progress: bool,
-                nproc: int | None, **flags: Any) -> None:
+                nproc: int | None, threads: int | None, **flags: Any) -> None:
     """Train a GAN: gan run --arch mlp --objective gan --dataset gaussians."""
     from .api import Run
 
@@ -323,7 +325,7 @@ def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | No
 
         check_free(run.dir)
         hand_to_torchrun(nproc, run._plan, extra=() if out is not None else ("--out", str(run.dir)))
-    run.train()
+    run.train(threads=threads)
     _done(run.dir)
 
 
@@ -341,9 +343,11 @@ def _done(run_dir: Path) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--nproc", type=click.IntRange(min=1), metavar="N",
               help="Go on data-parallel in N processes (any number: checkpoints do not depend on it).")
+@click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+              help="torch's CPU threads (default: this machine's free share of its cores; see the run's config).")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
 def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device: str | None, nproc: int | None,
-                   no_progress: bool) -> None:
+                   no_progress: bool, threads: int | None) -> None:
     """Continue a run from its last checkpoint, to a new total if given."""
     from .api import Run
 
@@ -356,7 +360,7 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 
         check_free(run_dir)
         hand_to_torchrun(nproc, run._plan)
-    run.train(steps=steps, epochs=epochs, device=device)
+    run.train(steps=steps, epochs=epochs, device=device, threads=threads)
     _done(run_dir)
 
 
@@ -460,17 +464,21 @@ def reconstruct_command(run_dir: Path, count: int, seed: int, output: Path) -> N
               help="Where features are extracted.")
 @click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE",
               help="metric.PARAM, extractor.PARAM (or dataset.PARAM of a --real/--fake dataset); repeatable.")
+@click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+              help="torch's CPU threads (default: this machine's free share of its cores; see the run's config).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, seed: int, extractor: str | None,
                  real: str | None, fake: str | None, reference_split: str, checkpoint_name: str, data_dir: str | None,
-                 device: str, param: tuple[str, ...], as_json: bool, truncation: float | None) -> None:
+                 device: str, param: tuple[str, ...], as_json: bool, truncation: float | None,
+                 threads: int | None) -> None:
     """Measure a run's samples (RUN_DIR/eval.json keeps the report), or any two image sources with --real/--fake.
 
     Each number comes with its protocol: extractor, generated samples, reference split and size, resizing.
     """
-    from . import generate
+    from . import _threads, generate
     from .training import resolve_device
 
+    _threads.use(threads)
     generate.check_count("--samples", count)
     grouped = _parse_param_flags(param)
     allowed = {"metric", "extractor"} | ({"dataset"} if run_dir is None else set())
@@ -535,6 +543,56 @@ def runs_command(root: Path, as_json: bool) -> None:
         click.echo(plots.runs_table(summaries))
     else:
         click.echo(f"no runs under {root}")
+
+
+@cli.group("matrix", invoke_without_command=True)
+@click.option("--dataset", "datasets", multiple=True, metavar="NAME[:PARAM=VALUE,...]",
+              help="Train on this dataset (default digits; repeatable, e.g. --dataset gaussians "
+                   "--dataset gaussians:layout=grid).")
+@click.option("--arch", "archs", multiple=True, metavar="NAME", help="Only this architecture (repeatable; default all).")
+@click.option("--objective", "objectives", multiple=True, metavar="NAME",
+              help="Only this objective (repeatable; default all).")
+@click.option("--steps", type=click.IntRange(min=1), help="Train every cell this many steps (default: each cell's own "
+              "default budget).")
+@click.option("--out", type=click.Path(path_type=Path), help="The matrix folder (default matrix/<dataset>).")
+@click.option("--workers", type=click.IntRange(1, 256), metavar="N",
+              help="Cells trained at once, each in its own process (default: the cores / --threads).")
+@click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+              help="torch's CPU threads of each cell's process (default: the cores shared among the workers).")
+@click.option("--samples", type=click.IntRange(min=2), default=2000, show_default=True,
+              help="Generated samples each cell is measured on (and real ones for the floor).")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME",
+              help="Measure cells with this metric (repeatable; default: fid and precision-recall on images, every "
+                   "metric that applies otherwise).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.pass_context
+def matrix_command(ctx: click.Context, datasets: tuple[str, ...], archs: tuple[str, ...],
+                   objectives: tuple[str, ...], steps: int | None, out: Path | None, workers: int | None,
+                   threads: int | None, samples: int, metrics: tuple[str, ...], seed: int) -> None:
+    """Train every (architecture, objective) pair the plan accepts and measure each against the real-data floor.
+
+    Each cell is a run folder under OUT/cells; running the command again trains only what is missing. Writes
+    matrix.json, matrix.csv, heatmap.png and contact-sheet.png; `gan matrix show OUT` prints the table.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import matrix
+
+    result = matrix.matrix(list(datasets) or matrix.DEFAULT_DATASET, archs, objectives, steps=steps, out=out,
+                           workers=workers, threads=threads, samples=samples, seed=seed, metric=metrics,
+                           registry=_registry(), say=lambda text: click.echo(text, err=True))
+    click.echo(matrix.table(result), nl=False)
+
+
+@matrix_command.command("show")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="matrix.json as it is.")
+def matrix_show_command(folder: Path, as_json: bool) -> None:
+    """The table of a matrix folder: each cell's figures, the floors, the refused pairs and why."""
+    from . import matrix
+
+    result = matrix.read(folder)
+    click.echo(json.dumps(result, indent=2) if as_json else matrix.table(result), )
 
 
 cli.add_command(new_plugin_command)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import __version__, checkpoint
+from . import __version__, _threads, checkpoint
 from ._components import KIND_BY_NAME
 from ._plan import EMA_KEY, Plan, Settings, make_plan
 from ._files import read_text
@@ -89,6 +89,9 @@ def write_config(run_dir: Path, plan: Plan, world: Any = None, step: int = 0) ->
         "versions": {"gan-registry": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "processes": _processes(run_dir, world, step),
     }
+    threads = _threads.chosen()
+    if threads is not None:  # a note for people; a resume starts with the same count unless told otherwise
+        config["threads"] = threads
     path = run_dir / CONFIG_NAME
     tmp = path.with_name(f".{CONFIG_NAME}.tmp")
     try:
