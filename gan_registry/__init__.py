@@ -32,7 +32,7 @@ from ._components import (
     to_unit,
 )
 from ._registry import PluginInfo, Registry, qualified_name
-from .api import Run, load_plugins
+from .api import Run, load_plugins, matrix
 from .errors import (
     CheckpointError,
     Diverged,
@@ -56,7 +56,7 @@ from .protocols import (
     ObjectiveProtocol,
 )
 
-__version__ = "0.10.0"
+__version__ = "0.11.0"
 
 
 def load_weights(path):
@@ -128,6 +128,7 @@ __all__ = [
     "PluginInfo",
     "Registry",
     "Run",
+    "matrix",
     "UserError",
     "hookimpl",
     "load_plugins",

@@ -21,9 +21,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import _threads
 from ._components import Callback
 from ._loggers import CsvLog, JsonlLog
 from .errors import Diverged, Interrupted
@@ -357,6 +359,15 @@ class GeneratorAverage:
                 average.train(was_training)
 
 
+PLAIN_INTERVAL_S = 60
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
 class Progress:
     """A progress bar on a terminal (step, epoch, images/s, the latest losses and metric), plain log lines elsewhere;
     a finished run ends with one line saying what it left where."""
@@ -369,15 +380,34 @@ class Progress:
         self.finished = False
 
     def on_train_start(self, run: Any) -> None:
+        import shutil
+
         self.finished = False
-        if run.progress and sys.stderr.isatty():
+        self.began, self.first = time.monotonic(), run.step
+        self.said = self.began
+        if run.progress and sys.stderr.isatty() and shutil.get_terminal_size((0, 0)).columns > 0:
             from tqdm import tqdm
 
             self.bar = tqdm(total=run.total_steps, initial=run.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+        elif run.world.main:
+            threads = _threads.chosen()
+            print(f"training from step {run.step} to {run.total_steps}"
+                  + (f" on {threads['count']} CPU thread{'s' if threads['count'] > 1 else ''}"
+                     if threads and run.device.type == "cpu" else "") + "; a line follows the first step",
+                  file=sys.stderr, flush=True)
 
     def on_step_end(self, run: Any) -> None:
         if self.bar is not None:
             self.bar.update(1)
+            return
+        now = time.monotonic()
+        # Without a bar, a line after the first step and then at least every minute: a slow start looks hung.
+        if run.world.main and (run.step == self.first + 1 or now - self.said >= PLAIN_INTERVAL_S):
+            self.said = now
+            done = run.step - self.first
+            left = (now - self.began) / done * max(0, (run.total_steps or run.step) - run.step)
+            print(f"step {run.step}/{run.total_steps}: {done / (now - self.began):.2f} steps/s, about "
+                  f"{_duration(left)} left", file=sys.stderr, flush=True)
 
     def on_log(self, run: Any, record: dict[str, Any]) -> None:
         shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in record.items() if k.startswith("loss/")}

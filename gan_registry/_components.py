@@ -319,6 +319,12 @@ class Architecture(Component):
     encoder: str | None = None
     latent_dim: int = 64
     """Default --latent-dim for runs of this architecture."""
+    suggests: dict[str, Any] = field(default_factory=dict)
+    """Run settings this architecture trains well with (see DEFAULTS_PRECEDENCE), e.g. its step budget."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_suggestions(self)
 
     def pieces(self) -> dict[str, str]:
         found = {"generator": self.generator, "discriminator": self.discriminator}
@@ -342,11 +348,34 @@ class Objective(Component):
     """What it needs of the networks: a Needs, or a function of its params returning one (e.g. no BatchNorm
     in the discriminator only while a gradient penalty is on)."""
 
+    suggests: dict[str, Any] = field(default_factory=dict)
+    """Run settings this objective trains well with (see DEFAULTS_PRECEDENCE), e.g. fewer generator steps where
+    each takes several critic steps."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_suggestions(self)
+
     def needs_for(self, params: Any) -> Needs:
         return self.needs if isinstance(self.needs, Needs) else self.needs(params)
 
 
 SUGGESTIBLE_SETTINGS = ("latent_dim", "batch_size", "steps", "lr_scale", "lr_decay_start", "ema_half_life")
+
+DEFAULTS_PRECEDENCE = ("the command line and --config", "the dataset's suggestions", "the objective's suggestions",
+                       "the architecture's suggestions", "the engine's defaults")
+"""Where a run setting comes from, first match wins: what the user gave, then what the dataset suggests (it knows
+its size and shape), then the objective (its schedule changes what a generator step costs: five critic steps
+make a step five times dearer), then the architecture (its cost per step, its latent size), then the engine
+(batch 64, 100 epochs, the architecture's latent_dim, learning rates as the objective's parameters set them).
+`gan describe` shows each component's suggestions; a run's config.json names the source of every default."""
+
+
+def check_suggestions(component: Any) -> None:
+    for key in component.suggests:
+        if key not in SUGGESTIBLE_SETTINGS:
+            raise ValueError(f"{component.kind} '{component.name}': cannot suggest '{key}' "
+                             f"(valid: {', '.join(SUGGESTIBLE_SETTINGS)})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -359,15 +388,12 @@ class Dataset(Component):
     """The feature extractor its image metrics use by default (else the engine's default, inception-v3)."""
     suggests: dict[str, Any] = field(default_factory=dict)
     """Run settings this data trains well with (latent_dim, batch_size, steps, lr_scale,
-    lr_decay_start, ema_half_life), used where the user set nothing; `gan describe` and `gan run` show them."""
+    lr_decay_start, ema_half_life), used where the user set nothing (DEFAULTS_PRECEDENCE); `gan describe` and
+    `gan run` show them."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in self.suggests:
-            if key not in SUGGESTIBLE_SETTINGS:
-                raise ValueError(
-                    f"dataset '{self.name}': cannot suggest '{key}' (valid: {', '.join(SUGGESTIBLE_SETTINGS)})"
-                )
+        check_suggestions(self)
 
 
 @dataclass(frozen=True, kw_only=True)

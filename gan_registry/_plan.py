@@ -174,13 +174,16 @@ class Plan:
     spec: NetworkSpec
     architecture: Any
     suggested: dict[str, Any] = field(default_factory=dict)
-    """The dataset's suggestions this run took (where the user set nothing)."""
+    """The suggestions this run took (where the user set nothing), of its dataset, architecture or objective."""
     callbacks: list[tuple[Any, Any]] = field(default_factory=list)
     """(callback component, its params), in the order they run."""
     evaluator: Any = None
     """What `--eval-every` measures (an evaluation.Evaluator), for runs that evaluate while training."""
     augment: Any = None
     """The augment component of `--augment` (its params are `params["augment"]`), else None."""
+    defaults_from: dict[str, str] = field(default_factory=dict)
+    """Each setting the user did not give: which component suggested it, or the engine's default
+    (DEFAULTS_PRECEDENCE). Kept in the run's config.json."""
 
     def build_augment(self, device: Any = "cpu") -> Any:
         """The augmentation module of `--augment`, or None; IncompatibleError where it does not fit."""
@@ -459,24 +462,31 @@ def _piece(registry: Registry, arch: Any, role: str, name: str) -> Any:
         raise
 
 
-def _take_suggestions(settings: Settings, dataset: Any) -> tuple[Settings, dict[str, Any]]:
-    """Settings with the dataset's suggestions filled in where the user set nothing, and those taken."""
+def _take_suggestions(settings: Settings, sources: list[Any]) -> tuple[Settings, dict[str, Any], dict[str, str]]:
+    """Settings with the suggestions filled in where the user set nothing (the first source suggesting a setting
+    wins: DEFAULTS_PRECEDENCE), those taken, and which component each came from."""
     given_length = settings.steps is not None or settings.epochs is not None
-    taken = {
-        key: value for key, value in dataset.suggests.items()
-        if getattr(settings, key) is None and not (key == "steps" and given_length)
-        and not (key == "ema_half_life" and settings.ema is not None)  # --ema (0: off) says it all
-    }
-    return dataclasses.replace(settings, **taken), taken
+    taken: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for component in sources:
+        for key, value in component.suggests.items():
+            if key in taken or getattr(settings, key) is not None:
+                continue
+            if key == "steps" and given_length:
+                continue
+            if key == "ema_half_life" and settings.ema is not None:  # --ema (0: off) says it all
+                continue
+            taken[key], origin[key] = value, f"{component.kind} '{component.name}'"
+    return dataclasses.replace(settings, **taken), taken, origin
 
 
-def _with_defaults(settings: Settings) -> Settings:
+def _with_defaults(settings: Settings) -> tuple[Settings, dict[str, str]]:
     values: dict[str, Any] = {}
     if settings.batch_size is None:
         values["batch_size"] = DEFAULT_BATCH_SIZE
     if settings.steps is None and settings.epochs is None:
         values["epochs"] = DEFAULT_EPOCHS
-    return dataclasses.replace(settings, **values)
+    return dataclasses.replace(settings, **values), {key: "engine default" for key in values}
 
 
 DEFAULT_BATCH_SIZE = 64
@@ -497,8 +507,12 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
             pieces[role] = registry.get(role, override)
     objective = registry.get("objective", settings.objective)
     dataset = registry.get("dataset", settings.dataset)
-    settings, suggested = _take_suggestions(settings, dataset) if take_suggestions else (settings, {})
-    settings = _with_defaults(settings)
+    settings, suggested, defaults_from = (_take_suggestions(settings, [dataset, objective, arch]) if take_suggestions
+                                          else (settings, {}, {}))
+    settings, engine_defaults = _with_defaults(settings)
+    defaults_from.update(engine_defaults)
+    if take_suggestions and settings.latent_dim is None:
+        defaults_from["latent_dim"] = f"architecture '{arch.name}' (its latent_dim)"
     if settings.ema_start and settings.ema_decay_given is None:
         raise UserError("--ema-start delays the generator average, and this run has none"
                         + (" (--ema 0 turns it off)" if settings.ema == 0 else "; give --ema or --ema-half-life too"))
@@ -548,7 +562,7 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     if augment is not None:
         params["augment"] = params_mod.build(augment.params, given.get("augment", {}), f"augment '{augment.name}'")
     plan = Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested,
-                _callbacks(registry, settings) if for_training else [], augment=augment)
+                _callbacks(registry, settings) if for_training else [], augment=augment, defaults_from=defaults_from)
     plan.check()
     if for_training and settings.eval_every:
         plan.evaluator = _evaluator(registry, plan)

@@ -227,3 +227,16 @@ class Run:
     def __repr__(self) -> str:
         s = self._plan.settings
         return f"Run({str(self.dir)!r}, arch={s.arch!r}, objective={s.objective!r}, dataset={s.dataset!r})"
+
+
+def matrix(dataset: Any = "digits", arch: Any = (), objective: Any = (), **options: Any) -> dict[str, Any]:
+    """Train and measure every (architecture, objective) pair the plan accepts, as `gan matrix` does; the names
+    are its flags' (`steps`, `out`, `workers`, `threads`, `samples`, `seed`, `metric`). Returns what matrix.json
+    holds: `cells` (each with `status`, `metrics`, `fid_x_floor`, `cpu_minutes`, `wall_s`, `run`) and `floors`."""
+    from . import _matrix as matrix_mod
+
+    arch = (arch,) if isinstance(arch, str) else tuple(arch)
+    objective = (objective,) if isinstance(objective, str) else tuple(objective)
+    metric = options.pop("metric", ())
+    options["metric"] = (metric,) if isinstance(metric, str) else tuple(metric)
+    return matrix_mod.matrix(dataset, arch, objective, **options)

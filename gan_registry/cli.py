@@ -113,6 +113,9 @@ def _component_row(c) -> dict[str, Any]:
     return row
 
 
+_PRECEDENCE = "the dataset's suggestions win over the objective's, then the architecture's"
+
+
 @cli.command("list")
 @click.argument("kind", required=False, type=click.Choice(kind_words()), metavar="[KIND]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -172,7 +175,7 @@ def describe_command(name: str, kind: str | None, as_json: bool) -> None:
             click.echo("  conditions on class labels (gan run --conditional)")
         if "suggests" in row:
             taken = ", ".join(f"{key}={value}" for key, value in row["suggests"].items())
-            click.echo(f"  suggests (used where a run sets nothing): {taken}")
+            click.echo(f"  suggests (used where a run sets nothing; {_PRECEDENCE}): {taken}")
         if row["parameters"]:
             click.echo("  parameters:")
         for p in row["parameters"]:
@@ -259,9 +262,9 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--dataset", help="Dataset (default: digits, which works offline).")
 @click.option("--generator", help="Use this generator instead of the architecture's.")
 @click.option("--discriminator", help="Use this discriminator instead of the architecture's.")
-@click.option("--epochs", type=int, help="Train until this many epochs in total (default: 100, or the dataset's suggested steps).")
+@click.option("--epochs", type=int, help="Train until this many epochs in total (default: the suggested steps of the dataset, architecture or objective, else 100 epochs).")
 @click.option("--steps", type=int, help="Train until this many generator steps in total.")
-@click.option("--batch-size", type=int, help="Samples per batch (default: the dataset's suggestion, else 64).")
+@click.option("--batch-size", type=int, help="Samples per batch (default: the dataset's, architecture's or objective's suggestion, else 64).")
 @click.option("--latent-dim", type=int, help="Noise/code size (default: the dataset's suggestion, else the architecture's).")
 @click.option("--lr-scale", type=float, metavar="FACTOR",
               help="Multiply every learning rate of the objective (default 1, or the dataset's suggestion).")
@@ -576,7 +579,7 @@ def matrix_command(ctx: click.Context, datasets: tuple[str, ...], archs: tuple[s
     """
     if ctx.invoked_subcommand is not None:
         return
-    from . import matrix
+    from . import _matrix as matrix
 
     result = matrix.matrix(list(datasets) or matrix.DEFAULT_DATASET, archs, objectives, steps=steps, out=out,
                            workers=workers, threads=threads, samples=samples, seed=seed, metric=metrics,
@@ -589,7 +592,7 @@ def matrix_command(ctx: click.Context, datasets: tuple[str, ...], archs: tuple[s
 @click.option("--json", "as_json", is_flag=True, help="matrix.json as it is.")
 def matrix_show_command(folder: Path, as_json: bool) -> None:
     """The table of a matrix folder: each cell's figures, the floors, the refused pairs and why."""
-    from . import matrix
+    from . import _matrix as matrix
 
     result = matrix.read(folder)
     click.echo(json.dumps(result, indent=2) if as_json else matrix.table(result), )

@@ -89,6 +89,8 @@ def write_config(run_dir: Path, plan: Plan, world: Any = None, step: int = 0) ->
         "versions": {"gan-registry": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "processes": _processes(run_dir, world, step),
     }
+    if plan.defaults_from:
+        config["defaults_from"] = dict(plan.defaults_from)
     threads = _threads.chosen()
     if threads is not None:  # a note for people; a resume starts with the same count unless told otherwise
         config["threads"] = threads
@@ -155,6 +157,10 @@ def plan_for_run(registry: Registry, run_dir: Path, *, for_training: bool = True
     except TypeError as error:
         raise UserError(f"{run_dir}/{CONFIG_NAME} does not match this gan-registry version: {error}") from None
     plan = make_plan(registry, settings, take_suggestions=False, for_training=for_training)
+    recorded_defaults = config.get("defaults_from")
+    if isinstance(recorded_defaults, dict):  # where the run's settings came from when it started: kept on resume
+        plan.defaults_from = {str(k): str(v) for k, v in recorded_defaults.items()
+                              if k not in overrides or overrides[k] is None}
     recorded, current = config.get("components"), plan.component_record()
     for slot, was in (recorded.items() if isinstance(recorded, dict) else ()):
         if not isinstance(was, dict) or slot not in current:  # an augment is only rebuilt to train
@@ -220,10 +226,18 @@ def begin(plan: Plan, run_dir: Path, progress: bool):
         raise
     print(f"run directory: {run_dir}" + (f" ({world.size} processes, {world.backend})" if world.joined else ""),
           flush=True)
-    if plan.suggested:
-        taken = ", ".join(f"{key}={value}" for key, value in plan.suggested.items())
-        print(f"dataset '{plan.dataset.name}' suggests {taken}; used where you set nothing", flush=True)
+    if plan.defaults_from:
+        print(f"defaults: {defaults_line(plan)}", flush=True)
     return trainer
+
+
+def defaults_line(plan: Plan) -> str:
+    """Each setting the user left to the defaults, with its value and who chose it (DEFAULTS_PRECEDENCE)."""
+    by_source: dict[str, list[str]] = {}
+    for key, source in plan.defaults_from.items():
+        value = plan.latent_dim if key == "latent_dim" else getattr(plan.settings, key, None)
+        by_source.setdefault(source, []).append(f"{key}={value}")
+    return "; ".join(f"{', '.join(values)} ({source})" for source, values in by_source.items())
 
 
 def reopen(registry: Registry, run_dir: Path, *, steps: int | None = None, epochs: int | None = None,

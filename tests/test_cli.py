@@ -114,12 +114,12 @@ def test_help_does_not_import_torch_or_plugins():
 def test_dataset_suggestions_fill_only_what_the_user_left_unset(tmp_path):
     """gaussians suggests toy settings; the user's flags win over them."""
     described = run_gan("describe", "gaussians")
-    assert "suggests (used where a run sets nothing): latent_dim=2, batch_size=256" in described.stdout
+    assert "the architecture's): latent_dim=2, batch_size=256" in described.stdout
     base = ["run", "--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p", "dataset.count=512",
             "--no-progress"]
     plain = run_gan(*base, "--steps", "2", "--out", tmp_path / "plain")
     assert plain.returncode == 0, plain.stderr
-    assert "dataset 'gaussians' suggests latent_dim=2, batch_size=256" in plain.stdout
+    assert "defaults: latent_dim=2, batch_size=256, lr_scale=10, lr_decay_start=0.3 (dataset 'gaussians')" in plain.stdout
     settings = json.loads((tmp_path / "plain" / "config.json").read_text())["settings"]
     assert (settings["latent_dim"], settings["batch_size"], settings["lr_scale"]) == (2, 256, 10)
     assert settings["steps"] == 2  # the user's length, not the suggested one
@@ -135,7 +135,7 @@ def test_dataset_suggestions_fill_only_what_the_user_left_unset(tmp_path):
 
     digits = run_gan("run", "--arch", "mlp", "--objective", "gan", "--steps", "1", "--image-size", "8",
                      "--out", tmp_path / "digits", "--no-progress")
-    assert digits.returncode == 0 and "dataset 'digits' suggests ema_half_life=10000" in digits.stdout
+    assert digits.returncode == 0 and "ema_half_life=10000 (dataset 'digits')" in digits.stdout
     settings = json.loads((tmp_path / "digits" / "config.json").read_text())["settings"]
     assert (settings["batch_size"], settings["lr_scale"], settings["epochs"]) == (64, None, None)
     assert settings["ema_half_life"] == 10000 and settings["ema"] is None

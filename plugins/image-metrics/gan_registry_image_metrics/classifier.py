@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -86,7 +88,9 @@ def train(data, steps: int, seed: int, device):
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(seed)
     images, labels = images.to(device), labels.to(device)
-    for _ in range(steps):
+    say = _Say(steps, len(images))
+    for step in range(steps):
+        say.step(step)
         pick = torch.randint(len(images), (64,), generator=g).to(device)
         loss = torch.nn.functional.cross_entropy(net(images[pick]), labels[pick])
         optimizer.zero_grad(set_to_none=True)
@@ -94,6 +98,23 @@ def train(data, steps: int, seed: int, device):
         optimizer.step()
     net.eval()
     return net, _accuracy(net, test_images.to(device), test_labels.to(device)), len(test_images)
+
+
+class _Say:
+    """Lines on stderr while the classifier trains: it runs once per dataset, for about a minute on a CPU, and a
+    command that is silent that long looks hung."""
+
+    def __init__(self, steps: int, images: int) -> None:
+        self.steps, self.began, self.last = steps, time.monotonic(), time.monotonic()
+        print(f"training the classifier for the FID features on {images:,} labelled images, once ({steps:,} steps; "
+              "cached for every later evaluation)...", file=sys.stderr, flush=True)
+
+    def step(self, step: int) -> None:
+        now = time.monotonic()
+        if step and (now - self.last >= 15 or step == 50):
+            left = (now - self.began) / step * (self.steps - step)
+            print(f"  classifier step {step:,}/{self.steps:,}, about {left:.0f} s left", file=sys.stderr, flush=True)
+            self.last = now
 
 
 class ClassifierFeatures:

@@ -64,4 +64,4 @@ class WGANObjective:
 @hookimpl
 def register_objectives(register):
     register(Objective(name="wgan", summary="Wasserstein GAN, weight clipping: RMSprop 5e-5, clip 0.01, 5 critic steps",
-                       params=WGANParams, factory=WGANObjective))
+                       params=WGANParams, factory=WGANObjective, suggests=_common.FEWER_STEPS))

@@ -76,7 +76,7 @@ class WGANGPObjective(WGANObjective):
 @hookimpl
 def register_objectives(register):
     register(Objective(name="wgan-gp", summary="WGAN with gradient penalty: lambda 10, 5 critic steps, Adam 1e-4 (0, 0.9)",
-                       params=WGANGPParams, factory=WGANGPObjective,
+                       params=WGANGPParams, factory=WGANGPObjective, suggests=_common.FEWER_STEPS,
                        needs=needs))
 
 

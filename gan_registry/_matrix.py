@@ -465,7 +465,7 @@ def write_outputs(out: Path, result: dict[str, Any]) -> None:
 
     with replacing(out / "matrix.csv", str(out / "matrix.csv"), kept="") as (f, _):
         f.write(text.getvalue().encode())
-    from . import matrix_pictures
+    from . import _matrix_pictures as matrix_pictures
 
     matrix_pictures.heatmap(result, out / "heatmap.png")
     matrix_pictures.contact_sheet(result, out, out / "contact-sheet.png")
