@@ -33,6 +33,9 @@ IMAGE_METRICS = ("fid", "precision-recall")
 CELL_RECORD = "cell.json"
 TRAINED_MARK = ".matrix-trained"
 FLOOR_NAME = "floor.json"
+SAID_REFUSALS = 6
+"""Refused pairs named one per line as the matrix starts; the rest (a toy dataset refuses every image network) are
+in the table."""
 HEADLINE_NAMES = ("fid", "precision", "recall", "modes_covered", "modes_total", "high_quality_percent")
 
 
@@ -334,9 +337,12 @@ def matrix(dataset: str | list[str] | tuple[str, ...] = DEFAULT_DATASET, arch: l
 def _run(registry: Any, cells: list[Cell], datasets: list[DataChoice], out: Path, steps: int | None, workers: int,
          threads: int, samples: int, seed: int, metric: tuple[str, ...], say: Callable[[str], None]) -> dict[str, Any]:
     accepted = [c for c in cells if c.refused is None]
-    for cell in cells:
-        if cell.refused:
-            say(f"refused: {cell.label}: {cell.refused}")
+    refused = [c for c in cells if c.refused]
+    for cell in refused[:SAID_REFUSALS]:
+        say(f"refused: {cell.label}: {cell.refused}")
+    if len(refused) > SAID_REFUSALS:
+        say(f"... and {len(refused) - SAID_REFUSALS} more refused pairs: the plan's reason for each is in matrix.json "
+            f"and `gan matrix show {out}`")
     floors: dict[str, dict[str, Any]] = {}
     measured_with: dict[str, tuple[str, ...]] = {}
     for data in datasets:
