@@ -181,7 +181,8 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
               "run": str(Path("cells") / cell.slug), "command": "gan " + " ".join(cell.command(run_dir, seed))}
     if not (run_dir / TRAINED_MARK).is_file():
         if (run_dir / "checkpoints" / "last.pt").is_file():
-            code, _ = step(["resume", str(run_dir), "--no-progress"])
+            longer = ["--steps", str(cell.steps)] if cell.steps else []
+            code, _ = step(["resume", str(run_dir), *longer, "--no-progress"])
             already = "is already at step" in _last_line(log) or "has already trained" in _last_line(log)
             code = 0 if code == 2 and already else code
         else:
@@ -207,7 +208,7 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
     record.update(status="done", metrics=values, protocol=report.get("protocol", {}),
                   train_cpu_minutes=round(train_cpu / 60, 3))
     config = _read_json(run_dir / "config.json") or {}
-    record["steps"] = _read_json(run_dir / "eval.json") and _trained_steps(run_dir)
+    record["steps"] = _trained_steps(run_dir)
     record["settings"] = {k: config.get("settings", {}).get(k) for k in ("steps", "epochs", "batch_size",
                                                                             "latent_dim", "lr_scale")}
     record.update(_against_floor(values, floor))
@@ -246,10 +247,18 @@ def _finish(path: Path, record: dict[str, Any], spent: dict[str, float], started
     return record
 
 
+RECORD_LIMIT = 16 * 2**20
+"""A cell's record or the floor file is a few KB: anything larger is not ours."""
+
+
 def _read_json(path: Path) -> Any:
+    """A record the matrix wrote, or None where it is missing, not a regular file, too large or not JSON (the
+    cell is then measured again)."""
+    from ._files import read_text
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return json.loads(read_text(path, limit=RECORD_LIMIT))
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -362,8 +371,10 @@ def _run(registry: Any, cells: list[Cell], datasets: list[DataChoice], out: Path
         done = _read_json(out / "cells" / cell.slug / CELL_RECORD)
         if done and done.get("status") == "done" and done.get("requested_steps") == steps:
             records[cell.slug] = done
-        else:
-            todo.append(cell)
+            continue
+        if done and done.get("requested_steps") != steps:  # asked for another length: resume to it, measure again
+            (out / "cells" / cell.slug / TRAINED_MARK).unlink(missing_ok=True)
+        todo.append(cell)
     say(f"matrix: {len(accepted)} pairs accepted ({len(records)} already done, {len(todo)} to train), "
         f"{len(cells) - len(accepted)} refused; {min(workers, max(1, len(todo)))} processes x {threads} "
         f"thread{'s' if threads > 1 else ''}; cells in {out / 'cells'}")

@@ -67,7 +67,7 @@ def choose(asked: int | None = None, recorded: int | None = None) -> tuple[int, 
     count = min(share, free)
     why = f"{cores} cores shared by {processes} process{'es' if processes > 1 else ''}"
     if count < share:
-        why += f", about {busy:.1f} of them busy with other work (load average)"
+        why += f", load average {busy:.1f} from other work"
     return count, why + "; --threads N to choose"
 
 

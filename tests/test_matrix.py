@@ -163,7 +163,7 @@ def test_the_thread_count_is_asked_or_set_by_the_starter_or_kept_or_the_free_sha
     assert _threads.choose()[0] == 2
     monkeypatch.setattr(_threads, "_busy_cores", lambda: 7.2)  # another job keeps most cores busy
     count, why = _threads.choose()
-    assert count == 1 and "busy with other work" in why
+    assert count == 1 and "load average 7.2 from other work" in why
     monkeypatch.setenv(_threads.ENV, "2")
     assert _threads.choose(None, recorded=5)[0] == 2
     monkeypatch.setenv(_threads.ENV, "many")

@@ -1,9 +1,10 @@
 """The seeds' own data shapes train at their defaults: the DCGAN/WGAN-GP tutorials' 64x64 RGB faces from a folder,
-and the MLP tutorial's 28 px MNIST from IDX files (files the tests make: coloured shapes and tiny IDX files)."""
+and the MLP and LeNet tutorials' 28 px MNIST from IDX files (files the tests make: coloured shapes and tiny IDX files)."""
 import json
 import struct
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from gan_registry._plan import Settings, make_plan
@@ -52,12 +53,13 @@ def test_dcgan_wgan_gp_trains_on_a_folder_of_64px_rgb_images_at_its_defaults(tmp
     assert _losses(tmp_path / "run") and all(np.isfinite(_losses(tmp_path / "run")))
 
 
-def test_mlp_gan_trains_on_28px_mnist_idx_files_at_its_defaults(tmp_path):
+@pytest.mark.parametrize("arch", ["mlp", "lenet"])
+def test_the_mnist_tutorials_pairs_train_on_28px_idx_files_at_their_defaults(tmp_path, arch):
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     _idx(raw, "train", 128, seed=1)
     _idx(raw, "t10k", 32, seed=2)
-    run = run_gan("run", "--arch", "mlp", "--objective", "gan", "--dataset", "mnist", "--data-dir", tmp_path / "data",
+    run = run_gan("run", "--arch", arch, "--objective", "gan", "--dataset", "mnist", "--data-dir", tmp_path / "data",
                   "-p", "dataset.download=false", "--steps", "3", "--log-every", "1", "--out", tmp_path / "run")
     assert run.returncode == 0, run.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())

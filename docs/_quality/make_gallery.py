@@ -1,23 +1,22 @@
-"""Runs each built-in combination on a short budget and writes the docs gallery: a page per combination
-(docs/gallery/<slug>.md) with its real final grid (or scatter), its loss curves (`gan plot`), its measured metrics
-and the command, plus docs/gallery/index.md with every picture side by side.
+"""Writes the docs gallery from `gan matrix` folders: a page per combination (docs/gallery/<slug>.md) with the
+cell's real final grid (or scatter), its loss curves (`gan plot`), the matrix's figures (FID as a multiple of the
+real-vs-real floor, precision, recall; mode coverage on the toys), its CPU-minutes and its command, plus
+docs/gallery/index.md with every picture side by side. It trains nothing itself: the matrix does.
 
-    python docs/_quality/make_gallery.py [--out DIR] [--only SLUG ...]   # about 40 CPU-minutes in all
+    python benchmarks/matrix.py --out matrix-runs                      # the matrices (background: hours of CPU)
+    python docs/_quality/make_gallery.py --matrix matrix-runs/digits --matrix matrix-runs/toys
 
-Image metrics use the digits classifier's features on 2,000 samples against the training split (docs: measuring
-quality); the 2D ring is scored by mode coverage (PacGAN protocol). Pictures are kept small: grids are PNGs of a
-few tens of KB.
+A combination no matrix holds (the conditional ResNet: conditioning is not a matrix dimension) keeps its page and
+its gallery.json row as they are. Pictures are kept small: grids are PNGs of a few tens of KB.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
-from dataclasses import dataclass, field
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-
-from make_table import cpu_minutes, gan
 
 HERE = Path(__file__).parent
 DOCS = HERE.parent
@@ -29,43 +28,37 @@ IMAGE_EVAL = ["--metric", "fid", "--metric", "precision-recall", "--samples", "2
 class Combination:
     slug: str
     title: str
-    flags: list[str]
+    cell: tuple[str, str, str]
+    """(arch, objective, dataset as the matrix names it)."""
     about: str
-    evaluation: list[str] = field(default_factory=lambda: list(IMAGE_EVAL))
 
 
 COMBINATIONS = [
-    Combination("mlp-gan-ring", "MLP + GAN on the 8-Gaussian ring",
-                ["--arch", "mlp", "--objective", "gan", "--dataset", "gaussians"],
+    Combination("mlp-gan-ring", "MLP + GAN on the 8-Gaussian ring", ("mlp", "gan", "gaussians"),
                 "The PacGAN toy: every blue point a sample, every red cross a mode centre. The dataset's suggested "
-                "10,000 steps with a decaying learning rate.",
-                ["--metric", "mode-coverage", "--json"]),
-    Combination("mlp-gan-digits", "MLP + GAN on digits",
-                ["--arch", "mlp", "--objective", "gan", "--dataset", "digits", "--steps", "2000"],
+                "10,000 steps with a decaying learning rate."),
+    Combination("mlp-gan-digits", "MLP + GAN on digits", ("mlp", "gan", "digits"),
                 "The plain fully connected GAN of Goodfellow et al. on scikit-learn's digits at 32 px."),
-    Combination("dcgan-gan-digits", "DCGAN + GAN on digits",
-                ["--arch", "dcgan", "--objective", "gan", "--dataset", "digits", "--steps", "1000"],
+    Combination("dcgan-gan-digits", "DCGAN + GAN on digits", ("dcgan", "gan", "digits"),
                 "Radford et al.'s convolutional GAN with the non-saturating loss."),
-    Combination("dcgan-rpgan-digits", "DCGAN + RpGAN (R3GAN's loss) on digits",
-                ["--arch", "dcgan", "--objective", "rpgan", "--dataset", "digits", "--steps", "1000"],
+    Combination("dcgan-rpgan-digits", "DCGAN + RpGAN (R3GAN's loss) on digits", ("dcgan", "rpgan", "digits"),
                 "The relativistic pairing loss with R1 and R2 (Huang et al. 2024)."),
-    Combination("dcgan-wgan-gp-digits", "DCGAN + WGAN-GP on digits",
-                ["--arch", "dcgan", "--objective", "wgan-gp", "--dataset", "digits", "--steps", "400"],
+    Combination("dcgan-wgan-gp-digits", "DCGAN + WGAN-GP on digits", ("dcgan", "wgan-gp", "digits"),
                 "Wasserstein loss with the gradient penalty: five critic steps per generator step, so fewer "
-                "generator steps in the same time."),
+                "generator steps in the same time. The headline command, `gan run --arch dcgan --objective wgan-gp`."),
     Combination("lenet-gan-digits", "LeNet-5 discriminator + transposed-conv generator on digits",
-                ["--arch", "lenet", "--objective", "gan", "--dataset", "digits", "--steps", "1000"],
-                "LeCun's LeNet-5 as the discriminator."),
-    Combination("resnet-hinge-conditional", "SNGAN ResNet + hinge, class-conditional, on digits",
-                ["--arch", "resnet", "--objective", "hinge", "--dataset", "digits", "--conditional", "--steps", "1000",
-                 "-p", "objective.lr_generator=0.0004"],
-                "Conditional BatchNorm and a stem label embedding in the generator, a projection discriminator with "
-                "spectral norm; equal learning rates. Every row is one digit class.",
-                [*IMAGE_EVAL, "--metric", "class-accuracy"]),
-    Combination("aae-digits", "Adversarial autoencoder on digits",
-                ["--arch", "aae", "--objective", "aae", "--dataset", "digits", "--steps", "1500"],
+                ("lenet", "gan", "digits"), "LeCun's LeNet-5 as the discriminator: the pair of the MNIST tutorial "
+                "this project grew from."),
+    Combination("aae-digits", "Adversarial autoencoder on digits", ("aae", "aae", "digits"),
                 "Makhzani et al.'s AAE: decoder samples from the prior."),
 ]
+
+
+def gan(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "gan_registry", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"gan {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return result.stdout
 
 
 def shrink(source: Path, target: Path, width: int = 360) -> None:
@@ -78,15 +71,17 @@ def shrink(source: Path, target: Path, width: int = 360) -> None:
         picture.save(target, optimize=True)
 
 
-def figures(report: dict) -> list[tuple[str, str]]:
-    """(name, value) of the numbers worth a table row."""
-    rows = []
-    for metric, values in report["metrics"].items():
-        for key, value in values.items():
-            if isinstance(value, float) and not key.endswith("_std") and not key.startswith("fid_class_"):
-                rows.append((f"{metric}: {key}", f"{value:.4g}"))
-            elif isinstance(value, int) and not isinstance(value, bool):
-                rows.append((f"{metric}: {key}", str(value)))
+def figures(cell: dict) -> list[tuple[str, str]]:
+    """(name, value) of the matrix's figures of a cell, for its page's table."""
+    m, rows = cell.get("metrics", {}), []
+    if "fid" in m:
+        rows.append(("classifier FID", f"{m['fid']:.4g}"))
+    if "fid_x_floor" in cell:
+        rows.append(("FID ÷ the real-vs-real floor", f"{cell['fid_x_floor']:.3g}x (floor {cell['floor']['fid']:.3g})"))
+    for key, name in (("precision", "precision"), ("recall", "recall"), ("modes_covered", "modes covered"),
+                      ("modes_total", "modes"), ("high_quality_percent", "high-quality samples (%)")):
+        if key in m:
+            rows.append((name, f"{m[key]:.4g}" if isinstance(m[key], float) else str(m[key])))
     return rows
 
 
@@ -97,7 +92,7 @@ def page(c: Combination, row: dict) -> str:
 {c.about}
 
 ```console
-$ gan run {' '.join(row['flags'])}
+$ {row['command']}
 ```
 
 {row['steps']} steps, {row['cpu_minutes']} CPU-minutes on a 2-core machine.
@@ -105,12 +100,12 @@ $ gan run {' '.join(row['flags'])}
 ![Final samples of {c.title}](../images/gallery/{c.slug}.png){{ width="360" }}
 ![Loss curves of {c.title}](../images/gallery/{c.slug}-curves.png)
 
-| measured (`gan eval {' '.join(a for a in c.evaluation if a != '--json')}`) | value |
+| measured by `gan matrix` ({row['samples']:,} samples) | value |
 | --- | --- |
 {table}
 
-*Made by `python docs/_quality/make_gallery.py`: the picture is the run's fixed-noise grid at its last step, the
-curves are `gan plot` of the run's log (faint: raw, solid: smoothed).*
+*Made by `gan matrix` and `python docs/_quality/make_gallery.py`: the picture is the cell's fixed-noise grid at its
+last step, the curves are `gan plot` of its log (faint: raw, solid: smoothed).*
 """
 
 
@@ -121,38 +116,39 @@ def index(rows: list[dict]) -> str:
     for start in range(0, len(cells), 3):
         chunk = cells[start:start + 3] + [""] * (3 - len(cells[start:start + 3]))
         lines.append("| " + " | ".join(chunk) + " |")
-    return ("# Gallery\n\nEach built-in combination, trained on a short budget on a 2-core CPU by "
-            "`python docs/_quality/make_gallery.py`: its final samples, loss curves and measured quality. Click a "
+    return ("# Gallery\n\nEach built-in combination, trained at its defaults on a 2-core CPU by "
+            "`gan matrix` ([the combination matrix](../matrix.md)) and drawn by `python docs/_quality/make_gallery.py`: its final samples, loss curves and measured quality. Click a "
             "picture for its page.\n\n" + "\n".join(lines) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="gallery-")))
-    parser.add_argument("--only", nargs="*", help="slugs to (re)make; the others keep their gallery.json rows")
+    parser.add_argument("--matrix", type=Path, action="append", required=True, help="a `gan matrix` folder (repeatable)")
     args = parser.parse_args()
+    cells = {}
+    for folder in args.matrix:
+        result = json.loads((folder / "matrix.json").read_text())
+        for cell in result["cells"]:
+            if cell.get("status") == "done":
+                cells[(cell["arch"], cell["objective"], cell["dataset"])] = (folder, cell, result["samples"])
     PAGES.mkdir(exist_ok=True)
     IMAGES.mkdir(parents=True, exist_ok=True)
     store = HERE / "gallery.json"
     done = {r["slug"]: r for r in json.loads(store.read_text())["rows"]} if store.exists() else {}
     for c in COMBINATIONS:
-        if args.only and c.slug not in args.only:
+        if c.cell not in cells:
+            print(f"{c.slug}: no finished matrix cell {c.cell}; its page is kept", flush=True)
             continue
-        run = args.out / c.slug
-        shutil.rmtree(run, ignore_errors=True)
-        flags = [*c.flags, "--seed", "0"]
-        before = cpu_minutes()
-        gan("run", *flags, "--no-progress", "--out", str(run))
-        minutes = round(cpu_minutes() - before, 1)
-        report = json.loads(gan("eval", str(run), *c.evaluation))
-        shrink(sorted((run / "samples").glob("final-*.png"))[-1], IMAGES / f"{c.slug}.png")
+        folder, cell, samples = cells[c.cell]
+        run = folder / cell["run"]
+        shrink(folder / cell["grid"], IMAGES / f"{c.slug}.png")
         gan("plot", str(run), "-o", str(IMAGES / f"{c.slug}-curves.png"))
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        done[c.slug] = {"slug": c.slug, "title": c.title, "flags": flags, "steps": records[-1]["step"],
-                        "cpu_minutes": minutes, "figures": figures(report)}
+        done[c.slug] = {"slug": c.slug, "title": c.title, "command": cell["command"].split(" --out ")[0],
+                        "steps": cell["steps"], "cpu_minutes": round(cell["cpu_minutes"], 1), "samples": samples,
+                        "figures": figures(cell)}
         (PAGES / f"{c.slug}.md").write_text(page(c, done[c.slug]))
-        print(c.slug, minutes, "CPU-min", done[c.slug]["figures"], flush=True)
-    rows = [done[c.slug] for c in COMBINATIONS if c.slug in done]
+        print(c.slug, done[c.slug]["figures"], flush=True)
+    rows = [done[slug] for slug in dict.fromkeys([c.slug for c in COMBINATIONS] + list(done)) if slug in done]
     store.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     (PAGES / "index.md").write_text(index(rows))
 
