@@ -302,6 +302,7 @@ def test_the_lenet_pair_learns_digits_at_its_defaults_within_a_few_hundred_steps
     after, diversity = _blurred_distance(samples, real)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     gaps = [r["discriminator/score_real"] - r["discriminator/score_fake"] for r in records]
-    assert after < 0.5 * before, (before, after)  # the samples' mean image moved to the digits'
-    assert diversity > 0.25, diversity  # real digits: ~0.38; a collapsed generator: ~0.01
+    # measured at 300 steps: no norm 0.21x and 0.33; the BatchNorm LeNet 0.42x and 0.245; the old convt ~0.01
+    assert after < 0.3 * before, (before, after)  # the samples' mean image moved to the digits'
+    assert diversity > 0.28, diversity  # per-pixel std across samples; real digits ~0.38
     assert all(g > 0 for g in gaps[1:]), gaps  # the discriminator tells real from generated throughout
