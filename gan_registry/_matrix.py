@@ -272,35 +272,52 @@ def _write_json(path: Path, value: Any) -> None:
 # -- the floor ------------------------------------------------------------------------------------------------------
 def floor_of(registry: Any, data: DataChoice, metrics: tuple[str, ...], samples: int, seed: int,
              say: Callable[[str], None]) -> dict[str, Any]:
-    """The same measurement on real data: held-out images against the reference for feature metrics, real samples
-    against their dataset for sample metrics. Empty where the dataset has no held-out split."""
-    from . import generate
+    """The same measurement on real data: held-out images against the cells' reference for feature metrics (what
+    `gan eval --real NAME --fake NAME:heldout` measures), real points against their dataset for sample metrics.
+    Empty where the dataset has no second split to compare."""
+    from . import evaluation
 
     if not metrics:  # sample metrics (mode coverage): real points score what the metric can give
         return _sample_floor(registry, data, samples, seed)
-    say(f"measuring the real-vs-real floor of {data.text} ({', '.join(metrics)}, {samples:,} images; a dataset "
-        "with its own classifier trains it once, ~1 min, then it is cached)")
+    say(f"measuring the real-vs-real floor of {data.text} ({', '.join(metrics)}; a dataset with its own classifier "
+        "trains it once, ~1 min, then it is cached)")
+    dataset, values, source = _data_source(registry, data)
+    reference = evaluation.reference_of(dataset, values, source, None, "auto")  # what every cell is compared with
     try:
-        report = generate.compare(registry, data.name, f"{data.name}:heldout", metrics, samples, seed,
-                                  {"dataset": dict(data.params)})
+        other = evaluation.reference_of(dataset, values, source, None, "heldout")
+        if other.describe == reference.describe:  # a large held-out split is the reference itself
+            other = evaluation.reference_of(dataset, values, source, None, "train")
     except UserError as error:
         say(f"no floor for {data.text}: {error}")
         return {}
+    evaluator = evaluation.Evaluator.choose(registry, metrics, {}, None, reference,
+                                            default_extractor=dataset.extractor, seed=seed)
+    evaluator.metrics = [m for m in evaluator.metrics if m.inputs == "features"]
+    if not evaluator.metrics:
+        return {}
+    report = evaluator.measure(other, required=True)
     return {"metrics": _headline(report), "protocol": report.get("protocol", {}),
             "command": f"gan eval --real {data.name} --fake {data.name}:heldout "
-                       + " ".join(f"--metric {m}" for m in metrics) + f" --samples {samples}"}
+                       + " ".join(f"--metric {m}" for m in metrics)}
+
+
+def _data_source(registry: Any, data: DataChoice) -> tuple[Any, Any, Any]:
+    from . import params as params_mod
+    from ._components import DataContext
+    from .plugins import blame
+
+    dataset = registry.get("dataset", data.name)
+    values = params_mod.build(dataset.params, dict(data.params), f"dataset '{dataset.name}'")
+    with blame(dataset, "describing its data"):
+        return dataset, values, dataset.factory(values, DataContext(registry=registry))
 
 
 def _sample_floor(registry: Any, data: DataChoice, samples: int, seed: int) -> dict[str, Any]:
     import torch
 
     from . import evaluation
-    from . import params as params_mod
-    from ._components import DataContext
 
-    dataset = registry.get("dataset", data.name)
-    values = params_mod.build(dataset.params, dict(data.params), f"dataset '{dataset.name}'")
-    source = dataset.factory(values, DataContext(registry=registry))
+    _, _, source = _data_source(registry, data)
     real = source.load()
     real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:samples]]
     evaluator = evaluation.Evaluator.choose(registry, (), {}, None, None, seed=seed)
@@ -411,12 +428,7 @@ def _cell_job(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[str
 
 
 def _takes_images(registry: Any, data: DataChoice) -> bool:
-    from . import params as params_mod
-    from ._components import DataContext
-
-    dataset = registry.get("dataset", data.name)
-    values = params_mod.build(dataset.params, dict(data.params), f"dataset '{dataset.name}'")
-    return len(dataset.factory(values, DataContext(registry=registry)).sample_shape) == 3
+    return len(_data_source(registry, data)[2].sample_shape) == 3
 
 
 def _minutes(seconds: float) -> str:
