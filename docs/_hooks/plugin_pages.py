@@ -163,7 +163,7 @@ def _component_section(component) -> list[str]:
     suggests = getattr(component, "suggests", None)
     if suggests:
         taken = ", ".join(f"`{key}={value}`" for key, value in suggests.items())
-        lines += [f"Suggests, for runs that do not set them ([why](../concepts.md#settings-a-dataset-suggests)): "
+        lines += [f"Suggests, for runs that do not set them ([why](../concepts.md#settings-a-dataset-an-architecture-or-an-objective-suggests)): "
                   f"{taken}.", ""]
     rows = params_mod.describe(component.params)
     if rows:
