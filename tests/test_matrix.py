@@ -169,3 +169,19 @@ def test_the_thread_count_is_asked_or_set_by_the_starter_or_kept_or_the_free_sha
     monkeypatch.setenv(_threads.ENV, "many")
     with pytest.raises(UserError, match="GAN_REGISTRY_THREADS must be a whole number"):
         _threads.choose()
+
+
+def test_the_python_api_runs_a_toy_matrix_with_its_sample_metric_floor(tmp_path):
+    import gan_registry as gr
+
+    said = []
+    result = gr.matrix("gaussians:layout=grid,count=2000", arch="mlp", objective="gan", steps=3, samples=300,
+                       out=tmp_path / "m", workers=1, say=said.append)
+    (cell,) = result["cells"]
+    assert cell["status"] == "done" and cell["dataset"] == "gaussians:layout=grid,count=2000"
+    assert cell["metrics"]["modes_total"] == 25 and "fid" not in cell["metrics"]
+    floor = result["floors"]["gaussians:layout=grid,count=2000"]["metrics"]
+    assert floor["modes_covered"] == 25 and floor["high_quality_percent"] > 95  # real points hit every mode
+    config = json.loads((tmp_path / "m" / cell["run"] / "config.json").read_text())
+    assert config["settings"]["params"]["dataset"] == {"layout": "grid", "count": "2000"}  # as -p gives them
+    assert any("1 pairs accepted" in line for line in said)
