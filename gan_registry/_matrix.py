@@ -521,10 +521,17 @@ def _number(value: Any, digits: int = 1) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
-def table(result: dict[str, Any]) -> str:
-    """The matrix as a Markdown table: one row a cell, refused pairs last with their reason."""
-    lines = ["| dataset | arch | objective | steps | FID | ÷ floor | P | R | modes | HQ % | CPU-min | wall |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def _short_command(row: dict[str, Any]) -> str:
+    command = str(row.get("command") or "")
+    return "`" + command.split(" --seed ")[0].split(" --out ")[0] + "`" if command else "-"
+
+
+def table(result: dict[str, Any], commands: bool = False) -> str:
+    """The matrix as a Markdown table: one row a cell (with the command that trains it, if asked), refused pairs
+    last with their reason."""
+    lines = ["| dataset | arch | objective | steps | FID | ÷ floor | P | R | modes | HQ % | CPU-min | wall |"
+             + (" command |" if commands else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if commands else "")]
     refused = []
     for row in result["cells"]:
         if row.get("status") == "refused":
@@ -537,7 +544,8 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| {f['dataset']} | {f['arch']} | {f['objective']}{status} | {f['steps'] or '-'} | "
                      f"{_number(f['fid'])} | {_number(f['fid_x_floor'])} | {_number(f['precision'], 2)} | "
                      f"{_number(f['recall'], 2)} | {modes} | {_number(f['high_quality_percent'], 0)} | "
-                     f"{_number(f['cpu_minutes'])} | {_minutes(f['wall_s']) if f['wall_s'] is not None else '-'} |")
+                     f"{_number(f['cpu_minutes'])} | {_minutes(f['wall_s']) if f['wall_s'] is not None else '-'} |"
+                     + (f" {_short_command(row)} |" if commands else ""))
     floors = [f"- floor of {name}: " + ", ".join(f"{k} {_number(v, 2)}" for k, v in floor.get("metrics", {}).items())
               + (f" (`{floor['command']}`)" if floor.get("command") else "")
               for name, floor in result.get("floors", {}).items() if floor.get("metrics")]

@@ -590,12 +590,13 @@ def matrix_command(ctx: click.Context, datasets: tuple[str, ...], archs: tuple[s
 @matrix_command.command("show")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="matrix.json as it is.")
-def matrix_show_command(folder: Path, as_json: bool) -> None:
+@click.option("--commands", is_flag=True, help="A column with the `gan run` command of each cell.")
+def matrix_show_command(folder: Path, as_json: bool, commands: bool) -> None:
     """The table of a matrix folder: each cell's figures, the floors, the refused pairs and why."""
     from . import _matrix as matrix
 
     result = matrix.read(folder)
-    click.echo(json.dumps(result, indent=2) if as_json else matrix.table(result), )
+    click.echo(json.dumps(result, indent=2) if as_json else matrix.table(result, commands), nl=as_json)
 
 
 cli.add_command(new_plugin_command)
