@@ -10,13 +10,18 @@ GOAL = 3.0
 
 
 def against_floor(row: dict[str, Any]) -> float | None:
-    """How far a cell is from real data, as a multiple: FID ÷ the floor's FID, or modes there ÷ modes found."""
+    """How far a cell is from real data, as a multiple: FID ÷ the floor's FID; on the toys, modes there ÷ modes
+    found, times the real points' high-quality share ÷ the samples' (8/8 modes with a third of the samples near a
+    mode is 3x)."""
     if isinstance(row.get("fid_x_floor"), (int, float)):
         return float(row["fid_x_floor"])
-    m = row.get("metrics", {})
-    if isinstance(m.get("modes_total"), (int, float)) and isinstance(m.get("modes_covered"), (int, float)):
-        return m["modes_total"] / max(m["modes_covered"], 0.5)
-    return None
+    m, floor = row.get("metrics", {}), row.get("floor", {})
+    if not (isinstance(m.get("modes_total"), (int, float)) and isinstance(m.get("modes_covered"), (int, float))):
+        return None
+    multiple = m["modes_total"] / max(m["modes_covered"], 0.5)
+    if isinstance(m.get("high_quality_percent"), (int, float)) and floor.get("high_quality_percent"):
+        multiple *= floor["high_quality_percent"] / max(m["high_quality_percent"], 1.0)
+    return multiple
 
 
 def _text(row: dict[str, Any]) -> str:
@@ -49,17 +54,21 @@ def heatmap(result: dict[str, Any], out: Path) -> Path:
     plt = _plt()
     cells = result["cells"]
     datasets = list(dict.fromkeys(c.get("dataset") for c in cells)) or ["-"]
-    archs = sorted({c.get("arch") for c in cells})
     objectives = sorted({c.get("objective") for c in cells})
+    # an architecture every objective refuses on a dataset (an image network on 2D points) gets no row there
+    rows = {name: sorted({c.get("arch") for c in cells if c.get("dataset") == name and c.get("status") != "refused"})
+            or sorted({c.get("arch") for c in cells if c.get("dataset") == name}) for name in datasets}
     width = max(4.0, 1.1 * len(objectives) + 2)
-    fig, axes = plt.subplots(len(datasets), 1, figsize=(width, (0.7 * len(archs) + 1.4) * len(datasets)),
-                             squeeze=False)
+    heights = [0.7 * len(rows[name]) + 1.4 for name in datasets]
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(width, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights, "hspace": 0.6})
     norm = LogNorm(vmin=1, vmax=30)
     cmap = plt.get_cmap("RdYlGn_r")
     for ax, name in zip(axes[:, 0], datasets):
+        archs = rows[name]
         ax.set_xlim(0, len(objectives))
         ax.set_ylim(len(archs), 0)
-        for c in (c for c in cells if c.get("dataset") == name):
+        for c in (c for c in cells if c.get("dataset") == name and c.get("arch") in archs):
             x, y = objectives.index(c.get("objective")), archs.index(c.get("arch"))
             value = against_floor(c) if c.get("status") == "done" else None
             if c.get("status") == "refused":
