@@ -1,7 +1,11 @@
 """Every test session shares one fresh gan-registry cache: a classifier extractor trained once serves all tests,
 and no test reads or writes the user's own cache. xdist workers inherit the controller's folder."""
 import os
+import subprocess
+import sys
 import tempfile
+
+_warming = []
 
 
 def pytest_configure(config):
@@ -11,3 +15,15 @@ def pytest_configure(config):
     if os.environ.get("GAN_REGISTRY_TEST_KEEP_CACHE") or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     os.environ["GAN_REGISTRY_CACHE"] = tempfile.mkdtemp(prefix="gan-registry-test-cache-")
+    # The digits classifier (FID features) trains once, for about a minute: start it now, beside the first tests,
+    # rather than inside the first test that measures (which then holds every other one at the cache's lock).
+    _warming.append(subprocess.Popen(
+        [sys.executable, "-m", "gan_registry", "eval", "--real", "digits", "--fake", "digits:heldout", "--metric",
+         "fid", "--samples", "16"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir()))
+
+
+def pytest_unconfigure(config):
+    for process in _warming:
+        process.kill()
+        process.wait()
