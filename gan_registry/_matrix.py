@@ -178,12 +178,14 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
             _write_json(record_path.with_suffix(".partial"), total)
 
     record = {"arch": cell.arch, "objective": cell.objective, "dataset": cell.data.text, "status": "failed",
-              "run": str(Path("cells") / cell.slug), "command": "gan " + " ".join(cell.command(run_dir, seed))}
+              "run": str(Path("cells") / cell.slug), "command": "gan " + " ".join(cell.command(run_dir, seed)),
+              "requested_steps": cell.steps}
     if not (run_dir / TRAINED_MARK).is_file():
         if (run_dir / "checkpoints" / "last.pt").is_file():
             longer = ["--steps", str(cell.steps)] if cell.steps else []
             code, _ = step(["resume", str(run_dir), *longer, "--no-progress"])
-            already = "is already at step" in _last_line(log) or "has already trained" in _last_line(log)
+            said = _last_line(log)
+            already = "is already at step" in said or "has already trained" in said
             code = 0 if code == 2 and already else code
         else:
             if run_dir.is_dir():  # killed before its first checkpoint: nothing of it is worth keeping
@@ -399,7 +401,7 @@ def _run(registry: Any, cells: list[Cell], datasets: list[DataChoice], out: Path
     if todo:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_cell_job, cell, out, seed, samples, measured_with[cell.data.text], threads,
-                                   floors[cell.data.text], steps, say): cell for cell in todo}
+                                   floors[cell.data.text], say): cell for cell in todo}
             for future in as_completed(futures):
                 cell = futures[future]
                 record = future.result()
@@ -416,15 +418,10 @@ def _run(registry: Any, cells: list[Cell], datasets: list[DataChoice], out: Path
 
 
 def _cell_job(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[str, ...], threads: int,
-              floor: dict[str, Any], steps: int | None, say: Callable[[str], None]) -> dict[str, Any]:
-    say(f"training {cell.label}{f' for {steps} steps' if steps else ' at its default budget'}"
+              floor: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+    say(f"training {cell.label}{f' for {cell.steps} steps' if cell.steps else ' at its default budget'}"
         f" (log: {out / 'logs' / (cell.slug + '.log')})")
-    record = train_cell(cell, out, seed, samples, metrics, threads, floor)
-    record["requested_steps"] = steps
-    path = out / "cells" / cell.slug / CELL_RECORD
-    if path.parent.is_dir():
-        _write_json(path, record)
-    return record
+    return train_cell(cell, out, seed, samples, metrics, threads, floor)
 
 
 def _takes_images(registry: Any, data: DataChoice) -> bool:
