@@ -371,11 +371,40 @@ make a step five times dearer), then the architecture (its cost per step, its la
 `gan describe` shows each component's suggestions; a run's config.json names the source of every default."""
 
 
+@dataclass(frozen=True)
+class Scale:
+    """A suggestion relative to what the sources below it chose, e.g. an objective's `suggests={"steps": Scale(0.4)}`:
+    40 % of the steps the architecture suggests, or of the engine's 100 epochs where nothing suggests steps.
+
+    A cheap network that needs many steps and a costly one that needs few then both get a share that suits them
+    from an objective whose every step costs five critic steps, where a fixed count would starve the one or
+    overrun the other's budget."""
+
+    factor: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.factor, (int, float)) and self.factor > 0):
+            raise ValueError(f"Scale factor must be a number > 0, got {self.factor!r}")
+
+    def of(self, value: float, whole: bool) -> float:
+        scaled = value * self.factor
+        return max(1, round(scaled)) if whole else scaled
+
+    def __str__(self) -> str:
+        return f"{self.factor:g}x"
+
+
+SCALABLE_SETTINGS = ("batch_size", "steps", "lr_scale", "ema_half_life")
+
+
 def check_suggestions(component: Any) -> None:
-    for key in component.suggests:
+    for key, value in component.suggests.items():
         if key not in SUGGESTIBLE_SETTINGS:
             raise ValueError(f"{component.kind} '{component.name}': cannot suggest '{key}' "
                              f"(valid: {', '.join(SUGGESTIBLE_SETTINGS)})")
+        if isinstance(value, Scale) and key not in SCALABLE_SETTINGS:
+            raise ValueError(f"{component.kind} '{component.name}': '{key}' cannot be a Scale "
+                             f"(scalable: {', '.join(SCALABLE_SETTINGS)})")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -336,6 +336,10 @@ def default_workers(threads: int | None) -> int:
     return max(1, threads_mod.usable_cores() // (threads or 1))
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def matrix(dataset: str | list[str] | tuple[str, ...] = DEFAULT_DATASET, arch: list[str] | tuple[str, ...] = (),
            objective: list[str] | tuple[str, ...] = (), *, steps: int | None = None, out: str | Path | None = None,
            workers: int | None = None, threads: int | None = None, samples: int = DEFAULT_SAMPLES, seed: int = 0,
@@ -395,8 +399,8 @@ def _run(registry: Any, cells: list[Cell], datasets: list[DataChoice], out: Path
             (out / "cells" / cell.slug / TRAINED_MARK).unlink(missing_ok=True)
         todo.append(cell)
     say(f"matrix: {len(accepted)} pairs accepted ({len(records)} already done, {len(todo)} to train), "
-        f"{len(cells) - len(accepted)} refused; {min(workers, max(1, len(todo)))} processes x {threads} "
-        f"thread{'s' if threads > 1 else ''}; cells in {out / 'cells'}")
+        f"{len(cells) - len(accepted)} refused; {_count(min(workers, max(1, len(todo))), 'process', 'processes')} x "
+        f"{_count(threads, 'thread', 'threads')}; cells in {out / 'cells'}")
     began, finished = time.monotonic(), 0
     if todo:
         with ThreadPoolExecutor(max_workers=workers) as pool:

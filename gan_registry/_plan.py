@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import params as params_mod
-from ._components import KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, latent_sampler
+from ._components import (KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Scale,
+                          latent_sampler)
 from ._registry import AmbiguousComponentError, Registry
 from .errors import IncompatibleError, ParameterError, PluginFailure, UnknownComponentError, UserError
 from .plugins import blame
@@ -463,21 +464,47 @@ def _piece(registry: Registry, arch: Any, role: str, name: str) -> Any:
 
 
 def _take_suggestions(settings: Settings, sources: list[Any]) -> tuple[Settings, dict[str, Any], dict[str, str]]:
-    """Settings with the suggestions filled in where the user set nothing (the first source suggesting a setting
-    wins: DEFAULTS_PRECEDENCE), those taken, and which component each came from."""
+    """Settings with the suggestions filled in where the user set nothing, those taken, and which component each
+    came from. `sources` come first-wins (DEFAULTS_PRECEDENCE); they are applied from the last, so that a source
+    above overrides a value, or with a `Scale` takes a share of it."""
     given_length = settings.steps is not None or settings.epochs is not None
     taken: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    for component in sources:
+    for component in reversed(sources):
+        who = f"{component.kind} '{component.name}'"
         for key, value in component.suggests.items():
-            if key in taken or getattr(settings, key) is not None:
+            if getattr(settings, key) is not None:
                 continue
             if key == "steps" and given_length:
                 continue
             if key == "ema_half_life" and settings.ema is not None:  # --ema (0: off) says it all
                 continue
-            taken[key], origin[key] = value, f"{component.kind} '{component.name}'"
+            if isinstance(value, Scale):
+                scaled = _scaled(key, value, taken, origin, who)
+                if scaled is None:
+                    continue
+                key, value, source = scaled
+            else:
+                source = who
+            if key == "steps":  # a length in steps replaces one in epochs from below
+                taken.pop("epochs", None), origin.pop("epochs", None)
+            taken[key], origin[key] = value, source
     return dataclasses.replace(settings, **taken), taken, origin
+
+
+def _scaled(key: str, scale: Scale, taken: dict[str, Any], origin: dict[str, str],
+            who: str) -> tuple[str, Any, str] | None:
+    """(setting, value, source) of a Scale suggestion: a share of what the sources below chose, else of the engine's
+    default. None where there is nothing to scale: a share of steps where none were suggested, since the engine's
+    length is in epochs, and an epoch already counts every batch a critic step draws (100 epochs of five critic
+    steps per generator step are a fifth of the generator steps)."""
+    if key in taken:
+        base, below = taken[key], origin[key]
+    elif key in ENGINE_DEFAULTS:
+        base, below = ENGINE_DEFAULTS[key], "the engine's default"
+    else:
+        return None
+    return key, scale.of(base, whole=key in WHOLE_SETTINGS), f"{who}, {scale} {below}"
 
 
 def _with_defaults(settings: Settings) -> tuple[Settings, dict[str, str]]:
@@ -491,6 +518,9 @@ def _with_defaults(settings: Settings) -> tuple[Settings, dict[str, str]]:
 
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_EPOCHS = 100
+ENGINE_DEFAULTS = {"batch_size": DEFAULT_BATCH_SIZE, "lr_scale": 1.0}
+"""What a `Scale` suggestion takes a share of where no source below it set the value."""
+WHOLE_SETTINGS = ("batch_size", "steps", "ema_half_life")
 
 
 def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool = True,

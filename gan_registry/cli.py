@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from . import _console
-from ._components import PRECISION_NAMES, kind_named, kind_words
+from ._components import PRECISION_NAMES, Scale, kind_named, kind_words
 from .scaffold import new_plugin_command
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
@@ -107,7 +107,7 @@ def _component_row(c) -> dict[str, Any]:
     if hasattr(c, "needs_for"):
         row["needs"] = c.needs_for(c.default_params()).describe()  # at the default parameters
     if getattr(c, "suggests", None):
-        row["suggests"] = dict(c.suggests)
+        row["suggests"] = {key: str(value) if isinstance(value, Scale) else value for key, value in c.suggests.items()}
     if hasattr(c, "conditional"):
         row["conditional"] = c.conditional
     return row

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gan_registry import Architecture, Objective, UserError, hookimpl
+from gan_registry import Architecture, Objective, Scale, UserError, hookimpl
 from gan_registry._plan import Settings, make_plan
 from gan_registry.testing import HANG_S, isolated_registry, run_gan, toy_plugin
 
@@ -126,6 +126,36 @@ def test_defaults_come_from_the_dataset_then_the_objective_then_the_architecture
     mine = make_plan(registry, Settings(arch="costly", objective="critic", dataset="toy", epochs=2, batch_size=8),
                      for_training=False)
     assert mine.settings.steps is None and "steps" not in mine.defaults_from and "batch_size" not in mine.defaults_from
+
+
+class _Scaling:
+    @hookimpl
+    def register_objectives(self, register):
+        toy = toy_plugin_objective()
+        register(Objective(name="dear", summary="toy loss whose steps cost five", params=toy.params,
+                           factory=toy.factory, suggests={"steps": Scale(0.4), "lr_scale": Scale(2)}))
+
+
+def test_a_scale_suggestion_takes_a_share_of_what_the_sources_below_chose():
+    registry = isolated_registry(toy_plugin, ("suggesting", _Suggesting()), ("scaling", _Scaling()))
+    costly = make_plan(registry, Settings(arch="costly", objective="dear", dataset="toy"), for_training=False)
+    assert (costly.settings.steps, costly.settings.lr_scale) == (120, 2.0)  # 0.4 x 300 steps; 2 x the engine's 1
+    assert costly.defaults_from["steps"] == "objective 'dear', 0.4x architecture 'costly'"
+    assert costly.defaults_from["lr_scale"] == "objective 'dear', 2x the engine's default"
+    cheap = make_plan(registry, Settings(arch="toy", objective="dear", dataset="toy"), for_training=False)
+    # nothing suggests steps: the engine's 100 epochs stand (an epoch already counts the critic's batches)
+    assert (cheap.settings.steps, cheap.settings.epochs) == (None, 100)
+    assert cheap.defaults_from["epochs"] == "engine default"
+    mine = make_plan(registry, Settings(arch="costly", objective="dear", dataset="toy", steps=7, lr_scale=3.0),
+                     for_training=False)
+    assert (mine.settings.steps, mine.settings.lr_scale) == (7, 3.0) and "steps" not in mine.defaults_from
+
+
+def test_a_scale_is_refused_where_it_means_nothing():
+    with pytest.raises(ValueError, match="'latent_dim' cannot be a Scale"):
+        Architecture(name="odd", summary="x", generator="toy", discriminator="toy", suggests={"latent_dim": Scale(2)})
+    with pytest.raises(ValueError, match="Scale factor must be a number > 0"):
+        Scale(0)
 
 
 def test_a_suggestion_outside_the_run_settings_is_refused_when_registered():

@@ -69,8 +69,8 @@ def _linears(net):
 def test_spectral_norm_parametrizes_every_linear_and_is_off_by_default(spec):
     from torch.nn.utils import parametrize
 
-    off = build_discriminator(DiscriminatorParams(hidden=16), spec)
-    on = build_discriminator(DiscriminatorParams(hidden=16, spectral_norm=True), spec)
+    off = build_discriminator(DiscriminatorParams(hidden=16, depth=2), spec)
+    on = build_discriminator(DiscriminatorParams(hidden=16, depth=2, spectral_norm=True), spec)
     assert not any(parametrize.is_parametrized(m) for m in off.modules())
     assert not any("parametrizations" in key for key in off.state_dict())
     assert len(_linears(on)) == 3 and all(
@@ -123,3 +123,19 @@ def test_conditional_pieces_take_labels(conditioning):
         assert not torch.equal(out, discriminator(samples, labels.flip(0)))
     with pytest.raises(ValueError, match="acgan_weight must be > 0"):
         DiscriminatorParams(acgan_weight=0)
+
+
+def linear_widths(module) -> list[int]:
+    return [m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_images_get_a_wider_deeper_default_than_points_and_codes():
+    images, points = NetworkSpec((1, 8, 8), 16, (-1.0, 1.0)), NetworkSpec((2,), 16, None)
+    assert linear_widths(build_generator(GeneratorParams(), images)) == [512, 512, 512, 64]
+    assert linear_widths(build_discriminator(DiscriminatorParams(), images)) == [512, 512, 512, 1]
+    assert linear_widths(build_generator(GeneratorParams(), points)) == [256, 256, 2]
+    codes = NetworkSpec((1, 8, 8), 16, (-1.0, 1.0), Needs(discriminator_input="latent"))
+    assert linear_widths(build_discriminator(DiscriminatorParams(), codes)) == [256, 256, 1]
+    assert linear_widths(build_generator(GeneratorParams(hidden=32, depth=1), images)) == [32, 64]
+    with pytest.raises(IncompatibleError, match="at least 1"):
+        build_generator(GeneratorParams(depth=0), images)

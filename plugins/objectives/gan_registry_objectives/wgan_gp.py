@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gan_registry import Needs, Objective, hookimpl, input_gradients
+from gan_registry import Needs, Objective, Scale, hookimpl, input_gradients
 
 from . import _common
 from .wgan import WGANObjective, critic_loss
@@ -13,8 +13,10 @@ from .wgan import WGANObjective, critic_loss
 class WGANGPParams:
     gp_weight: float = field(default=10.0, metadata={"help": "lambda: weight of the gradient penalty"})
     critic_steps: int = field(default=5, metadata={"help": "critic steps per generator step (n_critic)"})
-    lr_critic: float = field(default=1e-4, metadata={"help": "Adam learning rate of the critic"})
-    lr_generator: float = field(default=1e-4, metadata={"help": "Adam learning rate of the generator"})
+    # 2e-4, DCGAN's rate, not the paper's 1e-4: the paper trains 200,000 generator steps, a default run here a few
+    # hundred. dcgan on digits at 300 steps: FID 11.9 -> 7.9 (2.2x -> 1.5x the real-vs-real floor).
+    lr_critic: float = field(default=2e-4, metadata={"help": "Adam learning rate of the critic (the paper: 1e-4)"})
+    lr_generator: float = field(default=2e-4, metadata={"help": "Adam learning rate of the generator (the paper: 1e-4)"})
     betas: tuple[float, float] = field(default=(0.0, 0.9), metadata={"help": "Adam betas (the paper's)"})
 
     def __post_init__(self) -> None:
@@ -73,10 +75,15 @@ class WGANGPObjective(WGANObjective):
         )
 
 
+STEPS = {"steps": Scale(0.3)}
+"""30 % of the architecture's steps: five critic steps, each with a penalty's double backward, make a generator step
+cost about five of gan's on DCGAN; dcgan's 1,000 become 300, about 9.5 CPU-minutes on digits (`gan matrix`)."""
+
+
 @hookimpl
 def register_objectives(register):
-    register(Objective(name="wgan-gp", summary="WGAN with gradient penalty: lambda 10, 5 critic steps, Adam 1e-4 (0, 0.9)",
-                       params=WGANGPParams, factory=WGANGPObjective, suggests=_common.FEWER_STEPS,
+    register(Objective(name="wgan-gp", summary="WGAN with gradient penalty: lambda 10, 5 critic steps, Adam 2e-4 (0, 0.9)",
+                       params=WGANGPParams, factory=WGANGPObjective, suggests=STEPS,
                        needs=needs))
 
 

@@ -55,7 +55,7 @@ def test_wgan_gp_run_logs_its_extras_and_takes_its_parameters(short_runs):
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"loss/critic", "loss/generator", "critic/gp", "critic/wasserstein"} <= set(record)
     params = json.loads((out / "config.json").read_text())["components"]["objective"]["params"]
-    assert params == {"gp_weight": 5.0, "critic_steps": 2, "lr_critic": 1e-4, "lr_generator": 1e-4, "betas": [0.5, 0.9]}
+    assert params == {"gp_weight": 5.0, "critic_steps": 2, "lr_critic": 2e-4, "lr_generator": 2e-4, "betas": [0.5, 0.9]}
 
 
 def test_batchnorm_critic_is_refused_with_one_line(tmp_path):
