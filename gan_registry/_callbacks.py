@@ -28,11 +28,9 @@ from typing import Any, Literal
 from . import _threads
 from ._components import Callback
 from ._loggers import CsvLog, JsonlLog
-from .errors import Diverged, Interrupted
+from .errors import STOP_EXIT_CODES, Diverged, Interrupted
 from .hookspecs import hookimpl
 
-STOP_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-"""Exit codes follow the shell's 128 + signal number; SIGTERM is what schedulers send before a kill."""
 
 
 class StopSignals:

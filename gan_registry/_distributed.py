@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .errors import LostProcess, UserError
+from .errors import LostProcess, SharedError, UserError
 
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 """What torchrun sets in each process it starts."""
@@ -161,14 +161,6 @@ class World:
     def record(self) -> dict[str, Any]:
         """What config.json says of the processes that trained (facts of the run, not settings to reuse)."""
         return {"world_size": self.size, "backend": self.backend}
-
-
-class SharedError(UserError):
-    """A mistake every rank raises: rank 0 says it, the others exit quietly."""
-
-    def __init__(self, message: str, quiet: bool = False) -> None:
-        super().__init__(message)
-        self.quiet = quiet
 
 
 SINGLE = World()

@@ -7,10 +7,7 @@ from __future__ import annotations
 import os
 import stat
 from typing import BinaryIO
-
-
-class NotARegularFile(OSError):
-    """The path is a FIFO, a device, a socket or a folder: nothing a run or an export is."""
+from .errors import NotARegularFile
 
 
 def _kind(mode: int) -> str:

@@ -347,7 +347,7 @@ def matrix(dataset: str | list[str] | tuple[str, ...] = DEFAULT_DATASET, arch: l
            say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train and measure every accepted pair (what `gan matrix` does); returns what matrix.json holds."""
     from ._runlock import writing
-    from .api import load_plugins
+    from .plugins import load_registry
 
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     for name, value in (("steps", steps), ("workers", workers), ("threads", threads), ("samples", samples)):
@@ -357,7 +357,7 @@ def matrix(dataset: str | list[str] | tuple[str, ...] = DEFAULT_DATASET, arch: l
     out = Path(out) if out is not None else Path("matrix") / "-".join(d.slug for d in datasets)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: not a folder")
-    registry = registry if registry is not None else load_plugins()
+    registry = registry if registry is not None else load_registry()
     cells = plan_cells(registry, list(arch), list(objective), datasets, steps)
     workers = workers or default_workers(threads)
     per_cell_threads = threads or max(1, threads_mod.usable_cores() // workers)
@@ -456,7 +456,7 @@ def describe(record: dict[str, Any]) -> str:
 
 def _summary(cells: list[Cell], records: dict[str, dict[str, Any]], floors: dict[str, Any], out: Path,
              steps: int | None, samples: int, seed: int, threads: int, workers: int) -> dict[str, Any]:
-    from . import __version__
+    from ._version import __version__
 
     rows = []
     for cell in cells:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import params as params_mod
+from .params import in_group, spread_params
 from ._components import (KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Scale,
                           latent_sampler)
 from ._registry import AmbiguousComponentError, Registry
@@ -400,28 +401,6 @@ def check_phases(objective: Any, phases: Any) -> None:
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
         raise PluginFailure(f"{where} its phases need distinct names, got {names}")
-
-
-def spread_params(values: dict[str, Any], components: dict[str, Any], unknown: Callable[[str, str], str]
-                  ) -> dict[str, dict[str, Any]]:
-    """`-p GROUP.X=V` sets X on every one of `components` (by key) that declares X.
-
-    An X that none declares is refused with `unknown(X, the valid names)`.
-    """
-    spread: dict[str, dict[str, Any]] = {key: {} for key in components}
-    for name, value in values.items():
-        owners = [key for key, c in components.items() if name in params_mod.fields_of(c.params)]
-        if not owners:
-            valid = sorted({k for c in components.values() for k in params_mod.fields_of(c.params)})
-            raise ParameterError(unknown(name, ", ".join(valid) or "none"))
-        for key in owners:
-            spread[key][name] = value
-    return spread
-
-
-def in_group(group: str) -> Callable[[str, str], str]:
-    """The refusal of a parameter that no `group` (callback, metric) of the run declares."""
-    return lambda name, valid: f"no {group} of this run has a parameter '{name}' (valid: {valid})"
 
 
 def _callbacks(registry: Registry, settings: Settings) -> list[tuple[Any, Any]]:

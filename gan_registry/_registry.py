@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from ._components import KINDS, Component
-from .errors import DuplicateComponentError, UnknownComponentError, UserError
+from .errors import AmbiguousComponentError, DuplicateComponentError, UnknownComponentError, UserError
 
 
 @dataclass
@@ -58,10 +58,6 @@ def qualified_name(component: Component) -> str:
 def _normal(name: str | None) -> str:
     """Distribution names compare as pip compares them: case, '-', '_' and '.' alike."""
     return re.sub(r"[-_.]+", "-", name or "").lower()
-
-
-class AmbiguousComponentError(UserError):
-    pass
 
 
 class Registry:

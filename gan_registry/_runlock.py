@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from .errors import UserError
+from .errors import RunFolderBusy, UserError
 
 LOCK_NAME = ".lock"
 """In the run folder; hidden, like the other files a run keeps for itself."""
@@ -22,10 +22,6 @@ TRIES = 3
 
 _made_here: set[Path] = set()
 """Run folders that a lock this process holds made: a run that stops before its first checkpoint removes them."""
-
-
-class RunFolderBusy(UserError):
-    """Another process trains in the run folder."""
 
 
 def made_here(run_dir: Path) -> bool:

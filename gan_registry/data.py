@@ -12,8 +12,7 @@ from typing import Any, Iterator
 
 import torch
 
-from ._callbacks import STOP_EXIT_CODES
-from .errors import UserError
+from .errors import STOP_EXIT_CODES, UserError
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

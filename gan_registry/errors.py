@@ -1,4 +1,9 @@
 """Errors that are the user's to fix: the CLI prints them on one line and exits 2."""
+import signal
+
+STOP_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+"""How a run stopped by a signal exits (`Interrupted.exit_code`, the data loader's workers): the shell's 128 + signal
+number; SIGTERM is what schedulers send before a kill."""
 
 
 class UserError(Exception):
@@ -64,3 +69,31 @@ class WriteError(RunStopped):
 
 class LostProcess(RunStopped):
     """A collective of a distributed run failed: another process of the job died or was stopped."""
+
+
+class RunFolderBusy(UserError):
+    """Another process trains in the run folder."""
+
+
+class AmbiguousComponentError(UserError):
+    pass
+
+
+class PluginContractError(Exception):
+    """A plugin module that does not follow the hook contract (an unknown hook name, say)."""
+
+
+class TooLarge(UserError):
+    """A size asked for (a width, a latent dimension, a batch) that memory or torch's integers cannot hold."""
+
+
+class NotARegularFile(OSError):
+    """The path is a FIFO, a device, a socket or a folder: nothing a run or an export is."""
+
+
+class SharedError(UserError):
+    """A mistake every rank raises: rank 0 says it, the others exit quietly."""
+
+    def __init__(self, message: str, quiet: bool = False) -> None:
+        super().__init__(message)
+        self.quiet = quiet

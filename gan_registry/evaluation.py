@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from . import params as params_mod
+from .params import in_group, spread_params
 from ._components import ExtractorContext, Features, to_unit
 from ._registry import Registry
 from .errors import IncompatibleError, PluginFailure, UserError
@@ -165,7 +166,6 @@ class Evaluator:
                extractor_name: str | None, reference: ImageSet | None, default_extractor: str | None = None,
                device: Any = "cpu", seed: int = 0) -> Evaluator:
         """Resolve names and `-p metric.*`/`-p extractor.*` values; refuses unknown ones before any work."""
-        from ._plan import in_group, spread_params
 
         metrics = ([registry.get("metric", m) for m in metric_names] if metric_names
                    else registry.components("metric"))

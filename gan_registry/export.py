@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, params as params_mod
+from . import params as params_mod
+from ._version import __version__
 from ._components import NetworkSpec, Needs
 from ._registry import Registry
 from .checkpoint import open_user_file, replacing, shown

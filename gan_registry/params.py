@@ -5,7 +5,7 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from .errors import ParameterError
 
@@ -136,3 +136,25 @@ def describe(params_type: type | None) -> list[dict[str, Any]]:
 
 def as_dict(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params) if params is not None else {}
+
+
+def spread_params(values: dict[str, Any], components: dict[str, Any], unknown: Callable[[str, str], str]
+                  ) -> dict[str, dict[str, Any]]:
+    """`-p GROUP.X=V` sets X on every one of `components` (by key) that declares X.
+
+    An X that none declares is refused with `unknown(X, the valid names)`.
+    """
+    spread: dict[str, dict[str, Any]] = {key: {} for key in components}
+    for name, value in values.items():
+        owners = [key for key, c in components.items() if name in fields_of(c.params)]
+        if not owners:
+            valid = sorted({k for c in components.values() for k in fields_of(c.params)})
+            raise ParameterError(unknown(name, ", ".join(valid) or "none"))
+        for key in owners:
+            spread[key][name] = value
+    return spread
+
+
+def in_group(group: str) -> Callable[[str, str], str]:
+    """The refusal of a parameter that no `group` (callback, metric) of the run declares."""
+    return lambda name, valid: f"no {group} of this run has a parameter '{name}' (valid: {valid})"

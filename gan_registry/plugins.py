@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import importlib
 import importlib.metadata
 import os
 import warnings
@@ -14,13 +15,15 @@ import pluggy
 from . import hookspecs
 from ._components import HOOKS, Component, Origin
 from ._registry import PluginInfo, Registry, _normal
-from .errors import PluginFailure, PluginLoadError, PluginWarning, RunStopped, UserError
+from .errors import PluginContractError, PluginFailure, PluginLoadError, PluginWarning, RunStopped, TooLarge, UserError
 
 ENTRY_POINT_GROUP = "gan_registry"
 BLOCK_ENV = "GAN_REGISTRY_BLOCK_PLUGINS"
 STRICT_ENV = "GAN_REGISTRY_STRICT_PLUGINS"
 DEBUG_ENV = "GAN_REGISTRY_DEBUG"
 """Set by `gan --debug`: a plugin's failure shows its traceback."""
+CORE_DUTIES = "gan_registry._callbacks"
+"""The module holding the core's built-in callbacks, registered first as the plugin `gan-registry`."""
 
 def _blocked_names(env) -> set[str]:
     return {n.strip() for n in env.get(BLOCK_ENV, "").split(",") if n.strip()}
@@ -44,10 +47,6 @@ def _fail(info: PluginInfo, error: BaseException, strict: bool) -> None:
     if strict:
         raise PluginLoadError(f"{message} (GAN_REGISTRY_STRICT_PLUGINS is set)") from error
     warnings.warn(f"{message}; it is skipped", PluginWarning, stacklevel=2)
-
-
-class PluginContractError(Exception):
-    """A plugin module that does not follow the hook contract (an unknown hook name, say)."""
 
 
 def _check_hooks(pm: pluggy.PluginManager, plugin) -> list[str]:
@@ -148,10 +147,6 @@ def blame(component: Component, action: str, env=None, asked: str = "") -> Itera
             f" {action}: {type(error).__name__}: {detail}. This is a bug in that plugin: report it to its authors"
             f" (`gan --debug ...` shows the traceback)"
         ) from error
-
-
-class TooLarge(UserError):
-    """A size asked for (a width, a latent dimension, a batch) that memory or torch's integers cannot hold."""
 
 
 def _location(dist) -> str | None:
@@ -308,13 +303,16 @@ def load_registry(
         registry.plugins.append(info)
         candidates.append((info, module))
 
-    from . import __version__, _callbacks
+    from ._version import __version__
 
+    # The core's own duties (checkpoints, samples, the log, evaluation, ...) are loaded by name, as datasette and
+    # llm load their default plugins: loading plugins does not import the engine they belong to.
+    duties = importlib.import_module(CORE_DUTIES)
     core = PluginInfo("gan-registry", "gan-registry", __version__, status="core",
-                      location=os.path.dirname(_callbacks.__file__))
+                      location=os.path.dirname(duties.__file__))
     registry.core = core
     with _UserInterrupt() as interrupt:
-        for index, (info, module) in enumerate([(core, _callbacks), *candidates]):
+        for index, (info, module) in enumerate([(core, duties), *candidates]):
             _register(pm, registry, index, info, module, strict, interrupt)
     _same_name_notes([core, *registry.plugins])
     for group in registry.clashes():

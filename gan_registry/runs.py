@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import __version__, _threads, checkpoint
+from . import _threads, checkpoint
+from ._version import __version__
 from ._components import KIND_BY_NAME
 from ._plan import EMA_KEY, Plan, Settings, make_plan
 from ._files import read_text

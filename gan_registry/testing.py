@@ -25,6 +25,9 @@ from ._components import Phase
 from ._registry import Registry
 from .api import Run
 from .checkpoint import preserved_rng  # noqa: F401  (public here for plugin tests)
+# The evaluation service, for a plugin's tests that measure through it (an extractor's features, a dataset's
+# reference): public here, so that plugins import only gan_registry, gan_registry.layers and gan_registry.testing.
+from .evaluation import Evaluator, ImageSet, dataset_key, reference_of  # noqa: F401
 from .hookspecs import hookimpl
 from .plugins import load_registry
 

@@ -79,7 +79,7 @@ def test_a_weights_file_with_code_in_it_is_refused_unrun(tmp_path):
 
 def test_the_digits_classifier_is_accurate_and_cached(tmp_path):
     from gan_registry import load_plugins
-    from gan_registry.evaluation import Evaluator, reference_of
+    from gan_registry.testing import Evaluator, reference_of
 
     registry = load_plugins()
     dataset = registry.get("dataset", "digits")
@@ -117,7 +117,7 @@ def test_a_third_party_extractor_plugin_feeds_the_feature_metrics():
     """register_extractors from a plugin of its own: raw pixels as features, as the hook reference shows."""
     from gan_registry import Extractor, hookimpl
     from gan_registry.testing import isolated_registry
-    from gan_registry.evaluation import Evaluator, ImageSet
+    from gan_registry.testing import Evaluator, ImageSet
     import gan_registry_image_metrics.metrics as metrics
 
     class Flattened:

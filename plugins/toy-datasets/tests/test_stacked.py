@@ -81,7 +81,7 @@ def test_size_goes_to_the_source_and_image_size_overrides_it():
 
 def test_the_channel_source_key_is_the_engines_name_for_the_source():
     """So the digit classifier trained for `gan eval --real digits` also serves stacked-modes (one training)."""
-    from gan_registry.evaluation import dataset_key
+    from gan_registry.testing import dataset_key
 
     reg = registry()
     data = build(reg, size=16)
