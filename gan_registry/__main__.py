@@ -1,3 +1,7 @@
+"""`python -m gan_registry`: the `gan` command.
+
+Layer: front ends (docs/architecture.md).
+"""
 from .cli import main
 
 main()

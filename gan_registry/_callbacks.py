@@ -12,6 +12,8 @@ trainer in ascending `order`:
 - `on_samples(run, tag, path)`: a picture of the fixed noise batch (grid, or scatter for 2D points) was written.
 
 A callback with `state_dict()` and `load_state_dict(state)` has that state (plain data) checkpointed.
+
+Layer: services and duties (docs/architecture.md).
 """
 from __future__ import annotations
 

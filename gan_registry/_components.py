@@ -2,6 +2,8 @@
 
 This module imports nothing heavy: plugins import it at import time, and torch is only
 imported inside factories.
+
+Layer: contracts (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ Within a phase every call is conditioned on one label batch: the real batch's la
 (so fakes are labelled as the data is: from its class frequencies), else the step's last real labels, else a draw
 from the class frequencies. Real, generated and interpolated samples of a phase then share their labels, which is
 what gradient penalties on mixtures of them need.
+
+Layer: measurement and primitives (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""What every `gan` command shares: plugins loaded with their warnings shown on one line each."""
+"""What every `gan` command shares: plugins loaded with their warnings shown on one line each.
+
+Layer: front ends (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import warnings

@@ -10,6 +10,8 @@ optimiser, and a gradient penalty backpropagates twice. Reducing per phase needs
 World-size invariance: each step's data indices and noise are drawn for the global batch from the run's seed
 (every rank draws the same, as its random state is the same), and each rank takes its slice; so two processes with
 `--batch-size 64` compute what one process with 64 computes, up to the float rounding of the reduction.
+
+Layer: engine (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Reading the files a user hands over, any of which may be crafted: only regular files, and bounded.
 
 A FIFO named config.json would block `open` forever; O_NONBLOCK makes the open return, and fstat then tells.
+
+Layer: measurement and primitives (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Both write each log line and each evaluation as it comes, so a run stopped at an
 last line; a resumed run appends to the same files. A run killed -9 can leave a torn last line, and lines of the
 steps after its last checkpoint, which the resumed run logs again: a resume first cuts the file back to the
 checkpoint's step.
+
+Layer: services and duties (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ dataset, each in a normal run folder, measured against the real-vs-real floor of
 A matrix folder holds `cells/<arch>-<objective>-<data>/` (run folders), `logs/` (each cell's command output),
 `matrix.json`, `matrix.csv`, `heatmap.png` and `contact-sheet.png`. Running the same command again trains only what
 is missing: a finished cell is kept, a killed one goes on from its last checkpoint.
+
+Layer: services and duties (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The combination matrix's pictures: a heat map of each cell against the floor, and a contact sheet of the grids."""
+"""The combination matrix's pictures: a heat map of each cell against the floor, and a contact sheet of the grids.
+
+Layer: services and duties (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,7 @@
-"""Turning run settings into checked components, parameters and networks, before any training."""
+"""Turning run settings into checked components, parameters and networks, before any training.
+
+Layer: plan (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import dataclasses

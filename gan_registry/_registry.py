@@ -3,6 +3,8 @@
 Two plugins may register the same kind and name: both stay registered, the bare name is then refused
 with both named, and each is reachable as `NAME@DISTRIBUTION` (or `NAME@PLUGIN` for in-process plugins).
 Load order never decides which one a run gets.
+
+Layer: registry (docs/architecture.md).
 """
 from __future__ import annotations
 

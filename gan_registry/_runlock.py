@@ -2,6 +2,8 @@
 
 `flock` locks belong to the open file, so the kernel drops them when the holder exits, however it exits: a
 kill -9 leaves no stale lock. Readers (`gan sample`, `eval`, `runs`, `plot`) never take it.
+
+Layer: run storage (docs/architecture.md).
 """
 from __future__ import annotations
 

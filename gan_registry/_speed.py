@@ -1,6 +1,9 @@
 """What makes a run fast, and what keeps it reproducible: mixed precision (`--precision`), compilation
 (`--compile`), channels_last memory, deterministic kernels (`--deterministic`), and the input gradients of
-gradient penalties that stay right under all of them."""
+gradient penalties that stay right under all of them.
+
+Layer: engine (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import sys

@@ -11,6 +11,8 @@
 
 Names and parameters are the command line's; a mistake raises `gan_registry.UserError` with the message the
 command line prints.
+
+Layer: api (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The `gan` command. Heavy imports (torch, plugins) happen inside commands, not at start-up."""
+"""The `gan` command. Heavy imports (torch, plugins) happen inside commands, not at start-up.
+
+Layer: front ends (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import json

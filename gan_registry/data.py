@@ -2,6 +2,8 @@
 
 Because each epoch's order is derived from the seed and the epoch number, resuming needs
 only the epoch and the position within it: no sampler state to pickle.
+
+Layer: engine (docs/architecture.md).
 """
 from __future__ import annotations
 

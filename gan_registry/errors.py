@@ -1,4 +1,8 @@
-"""Errors that are the user's to fix: the CLI prints them on one line and exits 2."""
+"""Every exception class the core defines, each exported from `gan_registry`. A `UserError` is the user's to fix:
+the CLI prints it on one line and exits 2. A `RunStopped` ends a run early with its own exit code.
+
+Layer: contracts (docs/architecture.md).
+"""
 import signal
 
 STOP_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}

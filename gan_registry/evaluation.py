@@ -3,6 +3,8 @@
 A feature metric (FID, KID, ...) compares the features an extractor gives of generated images with those of
 reference images. Reference features are computed once per (dataset, split, size, extractor) and cached as
 safetensors in the user's cache: nothing in the cache is ever unpickled.
+
+Layer: measurement and primitives (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 The file holds only tensors and a string-to-string metadata table (JSON values), so opening one
 runs no code. Rebuilding it needs the plugins that made it; a missing one is named with the
 distribution to install.
+
+Layer: services and duties (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""What a finished (or paused) run produces: samples, reconstructions, metric values."""
+"""What a finished (or paused) run produces: samples, reconstructions, metric values.
+
+Layer: services and duties (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import json

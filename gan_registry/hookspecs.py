@@ -2,6 +2,8 @@
 
 An implementation declares the arguments it uses and receives just those, as pluggy calls hooks:
 hooks may gain arguments in later versions without breaking existing plugins.
+
+Layer: contracts (docs/architecture.md).
 """
 import pluggy
 

@@ -2,6 +2,8 @@
 
 Import it where networks are built (it imports torch): `from gan_registry import layers` inside a factory
 or a module of networks.
+
+Layer: contracts (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Typed component parameters: parsing `-p KIND.NAME=VALUE` strings and TOML values."""
+"""Typed component parameters: parsing `-p KIND.NAME=VALUE` strings and TOML values.
+
+Layer: contracts (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import dataclasses

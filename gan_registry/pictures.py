@@ -1,5 +1,8 @@
 """Pictures of the model itself (`gan sample --interpolate / --nearest`): walks between latent points, and samples
-beside their nearest training images with the memorisation figures that go with them."""
+beside their nearest training images with the memorisation figures that go with them.
+
+Layer: services and duties (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import dataclasses

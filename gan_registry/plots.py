@@ -1,4 +1,7 @@
-"""Reading run logs back: `gan plot` (loss and metric curves of runs on shared axes) and `gan runs` (a table)."""
+"""Reading run logs back: `gan plot` (loss and metric curves of runs on shared axes) and `gan runs` (a table).
+
+Layer: services and duties (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import fnmatch

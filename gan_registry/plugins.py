@@ -1,4 +1,7 @@
-"""Finding plugins through entry points and asking them to register their components."""
+"""Finding plugins through entry points and asking them to register their components.
+
+Layer: registry (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import contextlib

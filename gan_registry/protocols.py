@@ -3,6 +3,8 @@
 Nothing needs to inherit from these: they document the contract and let a type checker check a
 plugin. The engine checks the same contract at run time and names the component that breaks it.
 Stability: 0.x; these only gain optional members until 1.0.
+
+Layer: contracts (docs/architecture.md).
 """
 from __future__ import annotations
 

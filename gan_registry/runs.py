@@ -1,4 +1,7 @@
-"""Run directories: starting, resuming and reading back a run."""
+"""Run directories: starting, resuming and reading back a run.
+
+Layer: run storage (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import contextlib

@@ -3,6 +3,8 @@
 The package holds a pyproject with the entry point, an example component of the chosen kind, a test
 using `gan_registry.testing` and a README. The templates are the strings below (`string.Template`,
 `$name` placeholders). Importing this module does not import torch: `gan --help` stays fast.
+
+Layer: front ends (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Helpers for testing plugins: an isolated registry, a real `gan` subprocess, a short training run."""
+"""Helpers for testing plugins: an isolated registry, a real `gan` subprocess, a short training run.
+
+Layer: front ends (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,7 @@
-"""The one training loop: every objective runs through it as a list of phases."""
+"""The one training loop: every objective runs through it as a list of phases.
+
+Layer: engine (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import math

@@ -64,3 +64,26 @@ def test_plugins_code_and_tests_import_only_the_public_modules():
     private = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in sorted((ROOT / "plugins").rglob("*.py"))
                for line, name in _imports(path) if name not in PUBLIC]
     assert not private, private
+
+
+LAYER_NAMES = ("front ends", "api", "services and duties", "run storage", "engine", "plan", "measurement and primitives",
+               "registry", "contracts")
+
+
+def test_each_module_says_in_its_docstring_which_layer_it_sits_in():
+    import re
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    assert len(contract["layers"]) == len(LAYER_NAMES)
+    wrong = []
+    for name, layer in zip(LAYER_NAMES, contract["layers"]):
+        for module in (m.strip() for m in re.split(r"[|:]", layer)):
+            doc = ast.get_docstring(ast.parse((ROOT / "gan_registry" / f"{module}.py").read_text())) or ""
+            if f"Layer: {name} (docs/architecture.md)." not in doc:
+                wrong.append(module)
+    assert not wrong, wrong
