@@ -6,7 +6,7 @@ Within a phase every call is conditioned on one label batch: the real batch's la
 from the class frequencies. Real, generated and interpolated samples of a phase then share their labels, which is
 what gradient penalties on mixtures of them need.
 
-Layer: measurement and primitives (docs/architecture.md).
+Layer: primitives (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A FIFO named config.json would block `open` forever; O_NONBLOCK makes the open return, and fstat then tells.
 
-Layer: measurement and primitives (docs/architecture.md).
+Layer: primitives (docs/architecture.md).
 """
 from __future__ import annotations
 

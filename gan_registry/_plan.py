@@ -576,8 +576,6 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     plan = Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested,
                 _callbacks(registry, settings) if for_training else [], augment=augment, defaults_from=defaults_from)
     plan.check()
-    if for_training and settings.eval_every:
-        plan.evaluator = _evaluator(registry, plan)
     return plan
 
 
@@ -610,21 +608,3 @@ def architecture_conditions(registry: Registry, arch: Any) -> bool:
         return all(_piece(registry, arch, role, arch.pieces()[role]).conditional for role in ("generator", "discriminator"))
     except UserError:
         return False
-
-
-def _evaluator(registry: Registry, plan: Plan) -> Any:
-    """What --eval-every measures, checked before training: names, parameters, the direction of the first."""
-    from . import evaluation
-
-    s = plan.settings
-    reference = None
-    if len(plan.spec.sample_shape) == 3:
-        reference = evaluation.reference_of(plan.dataset, plan.params["dataset"], plan.data, s.data_dir)
-    evaluator = evaluation.Evaluator.choose(
-        registry, s.eval_metrics or ["fid"], {k: s.params.get(k, {}) for k in ("metric", "extractor")}, s.extractor,
-        reference, default_extractor=plan.dataset.extractor, seed=s.seed)
-    first = evaluator.metrics[0]
-    if first.better is None:
-        raise UserError(f"--eval-metric {first.name} comes first and so picks best.pt, but it says not whether lower"
-                        " or higher is better; put a metric that does first (e.g. fid)")
-    return evaluator

@@ -5,7 +5,7 @@ torchrun starts several processes, those threads outnumber the free cores and sp
 README's first command took 48 minutes instead of about one on a shared 2-core machine. The default here shares
 the cores among the processes started together and leaves out the cores other work keeps busy.
 
-Layer: measurement and primitives (docs/architecture.md).
+Layer: primitives (docs/architecture.md).
 """
 from __future__ import annotations
 

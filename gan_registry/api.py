@@ -73,6 +73,7 @@ class Run:
 
         registry = registry if registry is not None else load_plugins()
         plan = make_plan(registry, settings)
+        _choose_evaluator(registry, plan)
         world, _ = join(resolve_device(plan.settings.device))
 
         def choose() -> Path:  # in a distributed run rank 0 names and checks the folder for all
@@ -127,9 +128,9 @@ class Run:
                 changes["device"] = device
             if changes:
                 self._plan.settings = dataclasses.replace(self._plan.settings, **changes)
-            trainer = runs.begin(self._plan, self.dir, self._progress)
+            trainer = _begin(self._plan, self.dir, self._progress)
             try:
-                runs.train_new(trainer)
+                _train_new(trainer)
             except BaseException:
                 if trainer.saved_step is not None:  # a checkpoint exists: go on from it next time
                     self._started = True
@@ -139,13 +140,13 @@ class Run:
         if self._trainer is not None and device is not None:
             self._trainer = None  # its last checkpoint is where it stands: reopen it on the other device
         if self._trainer is None:
-            self._trainer = runs.reopen(self._registry, self.dir, steps=steps, epochs=epochs, device=device,
-                                        progress=self._progress)
+            self._trainer = _reopen(self._registry, self.dir, steps=steps, epochs=epochs, device=device,
+                                         progress=self._progress)
         else:  # trained in this process already: go on from where it is, as a resume would
             if steps is not None or epochs is not None:
                 settings = dataclasses.replace(self._trainer.plan.settings, steps=steps, epochs=epochs)
                 self._trainer.plan.settings = settings
-            runs.check_more_to_do(self._trainer)
+            _check_more_to_do(self._trainer)
             runs.write_config(self.dir, self._trainer.plan, self._trainer.world, self._trainer.step)
         s = self._trainer.plan.settings
         try:
@@ -242,3 +243,106 @@ def matrix(dataset: Any = "digits", arch: Any = (), objective: Any = (), **optio
     metric = options.pop("metric", ())
     options["metric"] = (metric,) if isinstance(metric, str) else tuple(metric)
     return matrix_mod.matrix(dataset, arch, objective, **options)
+
+
+# -- a run's life: begin a new one, reopen one on disk, train it -------------------------------------------------
+def _begin(plan: Any, run_dir: Path, progress: bool):
+    """Seed, build the trainer and write the run folder's config: a new run, ready to train."""
+    from . import _runlock
+    from ._distributed import join
+    from .runs import check_new_run_dir, remove_unfinished, write_config
+    from .training import Trainer, resolve_device, seed_everything
+
+    settings = plan.settings
+    world, device = join(resolve_device(settings.device))
+    world.decide(lambda: check_new_run_dir(run_dir))  # rank 0 looks; every rank stops if it must
+    seed_everything(settings.seed)
+    trainer = Trainer(plan, run_dir, device, progress=progress, world=world)
+    # an empty folder the user gave is theirs: never removed; one the lock made is the run's
+    trainer.made_run_dir = not run_dir.exists() or _runlock.made_here(run_dir)
+    if not world.main:  # the other ranks never touch the run folder
+        return trainer
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {run_dir}: cannot make the run folder ({error.strerror or error})") from None
+    try:
+        write_config(run_dir, plan, world)
+    except BaseException:
+        remove_unfinished(trainer)
+        raise
+    print(f"run directory: {run_dir}" + (f" ({world.size} processes, {world.backend})" if world.joined else ""),
+          flush=True)
+    if plan.defaults_from:
+        print(f"defaults: {_defaults_line(plan)}", flush=True)
+    return trainer
+
+
+def _defaults_line(plan: Any) -> str:
+    """Each setting the user left to the defaults, with its value and who chose it (DEFAULTS_PRECEDENCE)."""
+    by_source: dict[str, list[str]] = {}
+    for key, source in plan.defaults_from.items():
+        value = plan.latent_dim if key == "latent_dim" else getattr(plan.settings, key, None)
+        by_source.setdefault(source, []).append(f"{key}={value}")
+    return "; ".join(f"{', '.join(values)} ({source})" for source, values in by_source.items())
+
+
+def _reopen(registry: Any, run_dir: Path, *, steps: int | None = None, epochs: int | None = None,
+            device: str | None = None, progress: bool = False):
+    """The trainer of an existing run at its last checkpoint, with a new total length if given."""
+    from . import checkpoint
+    from ._distributed import join
+    from .runs import check_run_files, fitting, plan_for_run, write_config
+    from .training import Trainer, resolve_device
+
+    run_dir = Path(run_dir)
+    overrides: dict[str, Any] = {}
+    if steps is not None or epochs is not None:
+        overrides = {"steps": steps, "epochs": epochs}
+    if device is not None:
+        overrides["device"] = device
+    plan, _ = plan_for_run(registry, run_dir, **overrides)
+    _choose_evaluator(registry, plan)
+    check_run_files(run_dir)
+    world, device = join(resolve_device(plan.settings.device))
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    trainer = Trainer(plan, run_dir, device, progress=progress, world=world)
+    with fitting(run_dir):
+        trainer.load_state_dict(state)
+    _check_more_to_do(trainer)
+    write_config(run_dir, plan, world, trainer.step)
+    if world.main:
+        print(f"resuming {run_dir} at step {trainer.step}"
+              + (f" on {world.size} processes ({world.backend})" if world.joined else ""), flush=True)
+    return trainer
+
+
+def _check_more_to_do(trainer: Any) -> None:
+    settings, run_dir = trainer.plan.settings, trainer.run_dir
+    if settings.steps is not None and trainer.step >= settings.steps:
+        raise UserError(f"{run_dir} is already at step {trainer.step}; ask for more with --steps N (a new total)")
+    if settings.epochs is not None and trainer.batches.epoch >= settings.epochs:
+        raise UserError(
+            f"{run_dir} has already trained {trainer.batches.epoch} epochs; ask for more with --epochs N (a new total)"
+        )
+
+
+def _train_new(trainer: Any) -> None:
+    """Train a run that `_begin` made; a run that fails before its first checkpoint leaves nothing behind."""
+    from .runs import remove_unfinished
+
+    settings = trainer.plan.settings
+    try:
+        trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
+    except BaseException:
+        if trainer.saved_step is None and trainer.run_dir.is_dir():
+            remove_unfinished(trainer)
+        raise
+
+
+def _choose_evaluator(registry: Any, plan: Any) -> None:
+    """What `--eval-every` measures, built and checked before training (the plan only names the metrics)."""
+    if plan.settings.eval_every:
+        from . import evaluation
+
+        plan.evaluator = evaluation.for_plan(registry, plan)

@@ -4,7 +4,7 @@ A checkpoint is a `torch.save` file holding only tensors, numbers, strings, list
 every load uses `weights_only=True`: a crafted file is refused before anything in it runs. RNG
 states, which Python and NumPy hand out as tuples and arrays, are converted to that form here.
 
-Layer: measurement and primitives (docs/architecture.md).
+Layer: primitives (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A feature metric (FID, KID, ...) compares the features an extractor gives of gen
 reference images. Reference features are computed once per (dataset, split, size, extractor) and cached as
 safetensors in the user's cache: nothing in the cache is ever unpickled.
 
-Layer: measurement and primitives (docs/architecture.md).
+Layer: services and duties (docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -322,3 +322,19 @@ def _write_cached(path: Path, key: str, features: Features) -> None:
         import warnings
 
         warnings.warn(f"could not cache reference features in {path.parent}: {error.strerror or error}", stacklevel=2)
+
+
+def for_plan(registry: Registry, plan: Any) -> Evaluator:
+    """What --eval-every measures, checked before training: names, parameters, the direction of the first."""
+    s = plan.settings
+    reference = None
+    if len(plan.spec.sample_shape) == 3:
+        reference = reference_of(plan.dataset, plan.params["dataset"], plan.data, s.data_dir)
+    evaluator = Evaluator.choose(
+        registry, s.eval_metrics or ["fid"], {k: s.params.get(k, {}) for k in ("metric", "extractor")}, s.extractor,
+        reference, default_extractor=plan.dataset.extractor, seed=s.seed)
+    first = evaluator.metrics[0]
+    if first.better is None:
+        raise UserError(f"--eval-metric {first.name} comes first and so picks best.pt, but it says not whether lower"
+                        " or higher is better; put a metric that does first (e.g. fid)")
+    return evaluator

@@ -1,6 +1,6 @@
 """Pictures of samples: image grids, looping GIFs of them, and scatter plots for 2D points.
 
-Layer: measurement and primitives (docs/architecture.md).
+Layer: primitives (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Run directories: starting, resuming and reading back a run.
+"""The run folder: its config, its checkpoints on disk, the lock of its one writer, reading a run back, and undoing
+what an unfinished run wrote. Starting, reopening and training a run is `api.Run`'s.
 
 Layer: run storage (docs/architecture.md).
 """
@@ -182,7 +183,7 @@ def plan_for_run(registry: Registry, run_dir: Path, *, for_training: bool = True
 
 
 @contextlib.contextmanager
-def _fitting(run_dir: Path) -> Iterator[None]:
+def fitting(run_dir: Path) -> Iterator[None]:
     """A checkpoint whose contents do not fit the run's networks (an edited config.json) is the user's to fix."""
     try:
         yield
@@ -204,73 +205,6 @@ def writing(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def begin(plan: Plan, run_dir: Path, progress: bool):
-    """Seed, build the trainer and write the run folder's config: a new run, ready to train."""
-    from .training import Trainer, resolve_device, seed_everything
-
-    from ._distributed import join
-
-    settings = plan.settings
-    world, device = join(resolve_device(settings.device))
-    world.decide(lambda: check_new_run_dir(run_dir))  # rank 0 looks; every rank stops if it must
-    seed_everything(settings.seed)
-    trainer = Trainer(plan, run_dir, device, progress=progress, world=world)
-    # an empty folder the user gave is theirs: never removed; one the lock made is the run's
-    trainer.made_run_dir = not run_dir.exists() or _runlock.made_here(run_dir)
-    if not world.main:  # the other ranks never touch the run folder
-        return trainer
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"--out {run_dir}: cannot make the run folder ({error.strerror or error})") from None
-    try:
-        write_config(run_dir, plan, world)
-    except BaseException:
-        remove_unfinished(trainer)
-        raise
-    print(f"run directory: {run_dir}" + (f" ({world.size} processes, {world.backend})" if world.joined else ""),
-          flush=True)
-    if plan.defaults_from:
-        print(f"defaults: {defaults_line(plan)}", flush=True)
-    return trainer
-
-
-def defaults_line(plan: Plan) -> str:
-    """Each setting the user left to the defaults, with its value and who chose it (DEFAULTS_PRECEDENCE)."""
-    by_source: dict[str, list[str]] = {}
-    for key, source in plan.defaults_from.items():
-        value = plan.latent_dim if key == "latent_dim" else getattr(plan.settings, key, None)
-        by_source.setdefault(source, []).append(f"{key}={value}")
-    return "; ".join(f"{', '.join(values)} ({source})" for source, values in by_source.items())
-
-
-def reopen(registry: Registry, run_dir: Path, *, steps: int | None = None, epochs: int | None = None,
-           device: str | None = None, progress: bool = False):
-    """The trainer of an existing run at its last checkpoint, with a new total length if given."""
-    from ._distributed import join
-    from .training import Trainer, resolve_device
-
-    run_dir = Path(run_dir)
-    overrides: dict[str, Any] = {}
-    if steps is not None or epochs is not None:
-        overrides = {"steps": steps, "epochs": epochs}
-    if device is not None:
-        overrides["device"] = device
-    plan, _ = plan_for_run(registry, run_dir, **overrides)
-    check_run_files(run_dir)
-    world, device = join(resolve_device(plan.settings.device))
-    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
-    trainer = Trainer(plan, run_dir, device, progress=progress, world=world)
-    with _fitting(run_dir):
-        trainer.load_state_dict(state)
-    check_more_to_do(trainer)
-    write_config(run_dir, plan, world, trainer.step)
-    if world.main:
-        print(f"resuming {run_dir} at step {trainer.step}"
-              + (f" on {world.size} processes ({world.backend})" if world.joined else ""), flush=True)
-    return trainer
-
-
 def check_run_files(run_dir: Path) -> None:
     """What a resumed run writes to is what it wrote: a folder that someone else may have handed over holds no link
     (samples/ pointing elsewhere would take the grids there) and no FIFO or folder where a file belongs."""
@@ -289,34 +223,8 @@ def check_run_files(run_dir: Path) -> None:
                             f" resumed; put a real {'folder' if folder else 'file'} there")
 
 
-def check_more_to_do(trainer) -> None:
-    settings, run_dir = trainer.plan.settings, trainer.run_dir
-    if settings.steps is not None and trainer.step >= settings.steps:
-        raise UserError(f"{run_dir} is already at step {trainer.step}; ask for more with --steps N (a new total)")
-    if settings.epochs is not None and trainer.batches.epoch >= settings.epochs:
-        raise UserError(
-            f"{run_dir} has already trained {trainer.batches.epoch} epochs; ask for more with --epochs N (a new total)"
-        )
-
-
 RUN_FILES = (CONFIG_NAME, "metrics.jsonl", "metrics.csv", "samples", "checkpoints")
 """What a run writes into its folder: all that an unfinished run's clean-up removes."""
-
-
-def run_contents(run_dir: Path) -> str:
-    """What a run folder holds, for people: its checkpoint, its pictures, its logs."""
-    run_dir = Path(run_dir)
-    parts = [f"checkpoints/{p.name}" for p in sorted((run_dir / "checkpoints").glob("*.pt"))
-             if p.name in ("last.pt", "best.pt")]
-    pictures = sorted((run_dir / "samples").glob("*.png"))
-    if pictures:
-        animated = [p.name for p in sorted((run_dir / "samples").glob("*.gif"))]
-        newest = max(pictures, key=lambda p: p.stat().st_mtime_ns)
-        parts.append(f"samples/ ({len(pictures)} pictures, last {newest.name}"
-                     + "".join(f", {name}" for name in animated) + ")")
-    parts += [p.name + ("/" if p.is_dir() else "") for p in sorted(run_dir.iterdir())
-              if p.name not in (CONFIG_NAME, "samples", "checkpoints") and not p.name.startswith(".")]
-    return ", ".join(parts)
 
 
 def remove_unfinished(trainer) -> None:
@@ -340,15 +248,20 @@ def remove_unfinished(trainer) -> None:
     print(f"removed what the run wrote in {run_dir}: it stopped before its first checkpoint", file=sys.stderr)
 
 
-def train_new(trainer) -> None:
-    """Train a run that `begin` made; a run that fails before its first checkpoint leaves nothing behind."""
-    settings = trainer.plan.settings
-    try:
-        trainer.train(max_steps=settings.steps, max_epochs=settings.epochs)
-    except BaseException:
-        if trainer.saved_step is None and trainer.run_dir.is_dir():
-            remove_unfinished(trainer)
-        raise
+def run_contents(run_dir: Path) -> str:
+    """What a run folder holds, for people: its checkpoint, its pictures, its logs."""
+    run_dir = Path(run_dir)
+    parts = [f"checkpoints/{p.name}" for p in sorted((run_dir / "checkpoints").glob("*.pt"))
+             if p.name in ("last.pt", "best.pt")]
+    pictures = sorted((run_dir / "samples").glob("*.png"))
+    if pictures:
+        animated = [p.name for p in sorted((run_dir / "samples").glob("*.gif"))]
+        newest = max(pictures, key=lambda p: p.stat().st_mtime_ns)
+        parts.append(f"samples/ ({len(pictures)} pictures, last {newest.name}"
+                     + "".join(f", {name}" for name in animated) + ")")
+    parts += [p.name + ("/" if p.is_dir() else "") for p in sorted(run_dir.iterdir())
+              if p.name not in (CONFIG_NAME, "samples", "checkpoints") and not p.name.startswith(".")]
+    return ", ".join(parts)
 
 
 def load_networks(registry: Registry, run_dir: Path, device: str = "cpu", checkpoint_name: str = "last.pt",
@@ -362,7 +275,7 @@ def load_networks(registry: Registry, run_dir: Path, device: str = "cpu", checkp
     plan, _ = plan_for_run(registry, run_dir, for_training=False)
     state = checkpoint.load(Path(run_dir) / "checkpoints" / checkpoint_name)
     networks = torch.nn.ModuleDict(plan.build_networks(device))
-    with _fitting(run_dir):
+    with fitting(run_dir):
         networks.load_state_dict(state["models"])
     networks.eval()
     found = dict(networks.items())

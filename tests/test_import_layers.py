@@ -66,7 +66,7 @@ def test_plugins_code_and_tests_import_only_the_public_modules():
     assert not private, private
 
 
-LAYER_NAMES = ("front ends", "api", "services and duties", "run storage", "engine", "plan", "measurement and primitives",
+LAYER_NAMES = ("front ends", "api", "services and duties", "run storage", "engine", "plan", "primitives",
                "registry", "contracts")
 
 

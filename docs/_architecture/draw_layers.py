@@ -14,12 +14,12 @@ OUT = ROOT / "docs" / "images" / "architecture" / "layers.png"
 
 NAMES = {  # the contract lists layers top first; a short name and what each is for
     0: ("front ends", "the command line, the plugin scaffold, test helpers"),
-    1: ("api", "the Python API: Run (train, resume, sample, evaluate, export), load_plugins, matrix"),
-    2: ("services and duties", "the core's callbacks and loggers, sampling, export, pictures, plots, the matrix"),
-    3: ("run storage", "the run folder (config, checkpoints on disk, the writer's lock) and the trainer it opens"),
+    1: ("api", "Run, the one owner of a run's life (new, reopen, train), load_plugins, matrix"),
+    2: ("services and duties", "the core's callbacks and loggers, evaluation, sampling, export, pictures, plots, the matrix"),
+    3: ("run storage", "the run folder: config, checkpoints on disk, the writer's lock, undoing an unfinished run"),
     4: ("engine", "the training loop, data on the device, speed, distributed training"),
     5: ("plan", "resolve the chosen components and settings, check they fit"),
-    6: ("measurement and primitives", "evaluation, checkpoint I/O, labels, threads, safe files, grids"),
+    6: ("primitives", "checkpoint I/O and random states, labels, threads, reading untrusted files, grids"),
     7: ("registry", "entry-point loading, the registry of components"),
     8: ("contracts", "errors, component types, protocols, hook specs, parameters, shared layers"),
 }
