@@ -43,11 +43,15 @@ def convert(value: Any, tp: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if type(None) in args and (value is None or (isinstance(value, str) and value.lower() == "none")):
             return None
-        for arg in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for arg in options:
             try:
                 return convert(value, arg)
-            except ValueError:
-                continue
+            except ValueError as error:
+                errors.append(error)
+        if len(options) == 1:  # an optional value: say what the value itself should be
+            raise ValueError(f"{errors[0]}{', or none' if type(None) in args else ''}")
         raise ValueError(f"expected {type_name(tp)}")
     if origin is Literal:
         for choice in args:

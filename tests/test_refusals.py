@@ -152,7 +152,7 @@ REFUSED = [
      "RuntimeError: Storage size calculation overflowed"),
     ("a seed past 2**63", ["run", *MLP, "--seed", "100000000000000000000000"], "--seed must be below 2**63"),
     ("a table where a parameter's value belongs", ["run", "--config", "{tmp}/table.toml"],
-     "parameter 'hidden'={'x': {'y': 1}}: expected an integer"),
+     "parameter 'hidden'={'x': {'y': 1}}: expected an integer, or none"),
     ("an infinite learning rate", ["run", *MLP, "-p", "objective.lr_generator=inf"],
      "parameter 'lr_generator'='inf': expected a finite number"),
     ("an infinite learning-rate scale", ["run", *MLP, "--lr-scale", "inf"], "--lr-scale must be a finite number"),
