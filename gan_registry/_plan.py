@@ -9,7 +9,7 @@ import difflib
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import params as params_mod
 from .params import in_group, spread_params

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ._components import KINDS, Component
-from .errors import AmbiguousComponentError, DuplicateComponentError, UnknownComponentError, UserError
+from .errors import AmbiguousComponentError, DuplicateComponentError, UnknownComponentError
 
 
 @dataclass

@@ -141,7 +141,7 @@ class Run:
             self._trainer = None  # its last checkpoint is where it stands: reopen it on the other device
         if self._trainer is None:
             self._trainer = _reopen(self._registry, self.dir, steps=steps, epochs=epochs, device=device,
-                                         progress=self._progress)
+                                    progress=self._progress)
         else:  # trained in this process already: go on from where it is, as a resume would
             if steps is not None or epochs is not None:
                 settings = dataclasses.replace(self._trainer.plan.settings, steps=steps, epochs=epochs)
