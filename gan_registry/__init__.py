@@ -5,6 +5,7 @@ Stability: 0.x. Names here keep working within 0.x; they may gain optional argum
 (labels and conditioning, feature extractors, augmentations and loggers are on their way).
 """
 from ._components import (
+    EMA_KEY,
     KINDS,
     Architecture,
     Augment,
@@ -100,6 +101,7 @@ def cache_dir(*parts):
 
 
 __all__ = [
+    "EMA_KEY",
     "AmbiguousComponentError",
     "Architecture",
     "Augment",

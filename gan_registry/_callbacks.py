@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import _threads
-from ._components import Callback
+from ._components import EMA_KEY, Callback
 from ._loggers import CsvLog, JsonlLog
 from .errors import STOP_EXIT_CODES, Diverged, Interrupted
 from .hookspecs import hookimpl
@@ -107,7 +107,7 @@ class NonFiniteGuard:
         self._check_weights(trainer)
 
     def _check_values(self, trainer: Any, means: dict[str, float]) -> None:
-        if trainer.precision.scalers:
+        if trainer.loss_scaling:
             return  # fp16: a step whose loss overflowed was skipped by its scaler; the weights tell divergence
         bad = {key: value for key, value in means.items() if not math.isfinite(value)}
         if bad:
@@ -333,8 +333,6 @@ class GeneratorAverage:
         if self.updated_step == run.step:
             return
         self.updated_step = run.step
-        from ._plan import EMA_KEY
-
         settings = run.plan.settings
         average, generator = run.models[EMA_KEY], run.models["generator"]
         copying = run.step <= settings.ema_start

@@ -14,6 +14,10 @@ from typing import Any, Callable, ClassVar, Literal
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
+EMA_KEY = "generator_ema"
+"""The generator average's entry among a run's networks (`run.models[EMA_KEY]` for a callback; "models" in a
+checkpoint), present when the run keeps one (`--ema`, `--ema-half-life`)."""
+
 PRECISION_NAMES = ("32", "bf16", "16")
 """The values of `--precision`: float32, bfloat16 autocast, float16 autocast with loss scaling (here, not in the
 engine's modules, so that the command line lists them without importing torch)."""

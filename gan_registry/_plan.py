@@ -13,7 +13,7 @@ from typing import Any
 
 from . import params as params_mod
 from .params import in_group, spread_params
-from ._components import (KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Scale,
+from ._components import (EMA_KEY, KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Scale,
                           latent_sampler)
 from ._registry import AmbiguousComponentError, Registry
 from .errors import IncompatibleError, ParameterError, PluginFailure, UnknownComponentError, UserError
@@ -162,8 +162,6 @@ class Settings:
         return None
 
 
-EMA_KEY = "generator_ema"
-"""The generator average's entry among a run's networks (and in checkpoints' "models")."""
 
 
 @dataclass

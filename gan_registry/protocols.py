@@ -107,10 +107,33 @@ class AugmentProtocol(Protocol):
 class CallbackProtocol(Protocol):
     """What a callback's factory returns; define only the events you need (all are optional).
 
-    `run` is the trainer. Its members for callbacks: `run.step`, `run.epoch`, `run.finished`, `run.run_dir`,
-    `run.models`, `run.progress`, `run.total_steps`, `run.saved_step`, `run.plan.settings` (every setting),
-    `run.save()`, `run.write_samples(tag)`, `run.flush_log()`; anything else on it is internal. `on_train_end`
-    runs when the loop finished; `teardown` always, errors included (a failing teardown is only a warning).
+    `run` is the trainer. Its members for callbacks, the same the core's own callbacks use (anything else on it is
+    internal):
+
+    - where it stands: `run.step`, `run.epoch`, `run.finished` (the step just trained was the last),
+      `run.total_steps`, `run.saved_step` (of the last checkpoint, or None), `run.run_dir`, `run.progress` (a bar
+      was asked for), `run.device`;
+    - what it trains: `run.models` (a ModuleDict: "generator", "discriminator", maybe "encoder", and
+      `run.models[EMA_KEY]`, the generator average, when the run keeps one), `run.sampling_generator` (the average
+      if there is one, else the generator: what grids and evaluations draw with), `run.phases` (the objective's
+      phases, each with its `name` and `optimizer`), `run.loss_scaling` (`--precision 16` skips overflowed steps);
+    - drawing from it: `run.prior(n, latent_dim, device, generator)` (the objective's noise),
+      `run.condition(n, generator)` (() unconditionally, else labels drawn with the data's class frequencies),
+      `run.class_frequencies` (None unconditionally);
+    - the run's plan: `run.plan.settings` (every setting), `run.plan.latent_dim`, `run.plan.spec` (sample shape,
+      value range, classes), `run.plan.data` (the dataset's source), `run.plan.evaluator` (what `--eval-every`
+      measures, or None);
+    - several processes (torchrun): `run.world.main` (this process writes the run's files; false on the other
+      ranks), `run.world.any(flag)` (true on every rank where any rank's flag is), `run.world.local(batch)` (this
+      process's slice of a global batch), `run.world.share(n)` and `run.world.gather(tensor, n)`,
+      `run.world.joined`;
+    - acting: `run.save()` (checkpoints/last.pt), `run.save_as(name)` (another file in checkpoints/),
+      `run.write_samples(tag)`, `run.flush_log()`, `run.pending_values()` (the logged means since the last line,
+      still on the device), `run.evaluated(record, seconds)` (hand a measurement to every callback's
+      `on_evaluate`), `run.stopping = True` (end after this step, as a signal does).
+
+    `on_train_end` runs when the loop finished; `teardown` always, errors included (a failing teardown is only a
+    warning).
     """
 
     def on_train_start(self, run: Any) -> None: ...

@@ -259,6 +259,12 @@ class Trainer:
         return (_conditioning.draw_labels(frequencies, n, generator),)
 
     @property
+    def loss_scaling(self) -> bool:
+        """Whether `--precision 16` scales the losses: a step whose loss overflowed is then skipped by its scaler,
+        so a non-finite logged loss is not divergence (the weights tell)."""
+        return bool(self.precision.scalers)
+
+    @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
 
