@@ -247,7 +247,10 @@ def _finish(path: Path, record: dict[str, Any], spent: dict[str, float], started
     record["wall_s"] = round(spent["wall"] + time.monotonic() - started, 1)
     if path.parent.is_dir():
         _write_json(path, record)
-        path.with_suffix(".partial").unlink(missing_ok=True)
+        if record.get("status") == "done":
+            path.with_suffix(".partial").unlink(missing_ok=True)
+        else:  # a retry (an evaluation that failed, say) adds to what the cell already cost
+            _write_json(path.with_suffix(".partial"), {"cpu_s": spent["cpu"], "wall_s": record["wall_s"]})
     return record
 
 

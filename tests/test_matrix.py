@@ -215,3 +215,18 @@ def test_the_python_api_runs_a_toy_matrix_with_its_sample_metric_floor(tmp_path)
     config = json.loads((tmp_path / "m" / cell["run"] / "config.json").read_text())
     assert config["settings"]["params"]["dataset"] == {"layout": "grid", "count": "2000"}  # as -p gives them
     assert any("1 pairs accepted" in line for line in said)
+
+
+def test_a_cell_that_failed_keeps_what_it_cost_for_its_retry(tmp_path):
+    from gan_registry import _matrix
+
+    cell = tmp_path / "cells" / "a-b-c"
+    cell.mkdir(parents=True)
+    record = cell / _matrix.CELL_RECORD
+    _matrix._finish(record, {"status": "failed", "reason": "evaluation exited 1"}, {"cpu": 600.0, "wall": 650.0},
+                    time.monotonic())
+    assert json.loads(record.read_text())["cpu_minutes"] == 10.0
+    kept = json.loads(record.with_suffix(".partial").read_text())
+    assert kept["cpu_s"] == 600.0 and kept["wall_s"] >= 650.0  # a retry starts its tally from here
+    _matrix._finish(record, {"status": "done"}, {"cpu": 606.0, "wall": 660.0}, time.monotonic())
+    assert not record.with_suffix(".partial").exists() and json.loads(record.read_text())["cpu_minutes"] == 10.1
