@@ -466,8 +466,6 @@ def _take_suggestions(settings: Settings, sources: list[Any]) -> tuple[Settings,
                 key, value, source = scaled
             else:
                 source = who
-            if key == "steps":  # a length in steps replaces one in epochs from below
-                taken.pop("epochs", None), origin.pop("epochs", None)
             taken[key], origin[key] = value, source
     return dataclasses.replace(settings, **taken), taken, origin
 
