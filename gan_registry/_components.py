@@ -403,11 +403,27 @@ class Scale:
 SCALABLE_SETTINGS = ("batch_size", "steps", "lr_scale", "ema_half_life")
 
 
+PARAM_SUGGESTION_SLOTS = ("objective", "augment")
+"""Whose parameters a component may suggest, as `"objective.NAME"`: a dataset knows the penalty weight its scale
+wants (the 2D toys train WGAN-GP with lambda 0.1, as the paper's toy code), an architecture the recipe its paper
+trained with. A suggestion applies only where the chosen component has that parameter and the user gave none."""
+
+
 def check_suggestions(component: Any) -> None:
     for key, value in component.suggests.items():
+        slot, dot, _ = key.partition(".")
+        if dot:
+            if slot not in PARAM_SUGGESTION_SLOTS or not _:
+                raise ValueError(f"{component.kind} '{component.name}': cannot suggest '{key}' (parameters it may "
+                                 f"suggest: {', '.join(s + '.NAME' for s in PARAM_SUGGESTION_SLOTS)})")
+            if isinstance(value, Scale):
+                raise ValueError(f"{component.kind} '{component.name}': '{key}' cannot be a Scale (scalable: "
+                                 f"{', '.join(SCALABLE_SETTINGS)})")
+            continue
         if key not in SUGGESTIBLE_SETTINGS:
             raise ValueError(f"{component.kind} '{component.name}': cannot suggest '{key}' "
-                             f"(valid: {', '.join(SUGGESTIBLE_SETTINGS)})")
+                             f"(valid: {', '.join(SUGGESTIBLE_SETTINGS)}, or "
+                             f"{', '.join(s + '.NAME' for s in PARAM_SUGGESTION_SLOTS)})")
         if isinstance(value, Scale) and key not in SCALABLE_SETTINGS:
             raise ValueError(f"{component.kind} '{component.name}': '{key}' cannot be a Scale "
                              f"(scalable: {', '.join(SCALABLE_SETTINGS)})")

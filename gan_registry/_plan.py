@@ -453,6 +453,8 @@ def _take_suggestions(settings: Settings, sources: list[Any]) -> tuple[Settings,
     for component in reversed(sources):
         who = f"{component.kind} '{component.name}'"
         for key, value in component.suggests.items():
+            if "." in key:  # a component's parameter: _take_param_suggestions, once the components are chosen
+                continue
             if getattr(settings, key) is not None:
                 continue
             if key == "steps" and given_length:
@@ -468,6 +470,29 @@ def _take_suggestions(settings: Settings, sources: list[Any]) -> tuple[Settings,
                 source = who
             taken[key], origin[key] = value, source
     return dataclasses.replace(settings, **taken), taken, origin
+
+
+def _take_param_suggestions(settings: Settings, sources: list[Any], targets: dict[str, Any]
+                            ) -> tuple[Settings, dict[str, Any], dict[str, str]]:
+    """Settings whose `params` hold the suggested component parameters (e.g. a dataset's `objective.gp_weight`)
+    where the user gave none and the chosen component has one, first source wins; stored with the run like `-p`,
+    so that resuming trains with the same values."""
+    params = {slot: dict(values) for slot, values in settings.params.items()}
+    taken: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for component in sources:
+        for key, value in component.suggests.items():
+            slot, dot, name = key.partition(".")
+            target = targets.get(slot)
+            if not dot or target is None or name not in params_mod.fields_of(target.params):
+                continue
+            if name in params.get(slot, {}):  # the user's, or a source above
+                continue
+            params.setdefault(slot, {})[name] = value
+            taken[key], origin[key] = value, f"{component.kind} '{component.name}'"
+    if not taken:
+        return settings, taken, origin
+    return dataclasses.replace(settings, params=params), taken, origin
 
 
 def _scaled(key: str, scale: Scale, taken: dict[str, Any], origin: dict[str, str],
@@ -525,6 +550,12 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
         raise UserError("--ema-start delays the generator average, and this run has none"
                         + (" (--ema 0 turns it off)" if settings.ema == 0 else "; give --ema or --ema-half-life too"))
 
+    if take_suggestions:
+        augment_component = registry.get("augment", settings.augment) if settings.augment else None
+        settings, taken, origin = _take_param_suggestions(
+            settings, [dataset, objective, arch], {"objective": objective, "augment": augment_component})
+        suggested.update(taken)
+        defaults_from.update(origin)
     given = settings.params
     for slot in given:
         if slot in NETWORK_ROLES and slot not in pieces:

@@ -282,7 +282,11 @@ def _defaults_line(plan: Any) -> str:
     """Each setting the user left to the defaults, with its value and who chose it (DEFAULTS_PRECEDENCE)."""
     by_source: dict[str, list[str]] = {}
     for key, source in plan.defaults_from.items():
-        value = plan.latent_dim if key == "latent_dim" else getattr(plan.settings, key, None)
+        if "." in key:  # a component's parameter (e.g. objective.gp_weight), as it was given to it
+            slot, _, name = key.partition(".")
+            value = plan.settings.params.get(slot, {}).get(name)
+        else:
+            value = plan.latent_dim if key == "latent_dim" else getattr(plan.settings, key, None)
         by_source.setdefault(source, []).append(f"{key}={value}")
     return "; ".join(f"{', '.join(values)} ({source})" for source, values in by_source.items())
 

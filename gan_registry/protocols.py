@@ -111,7 +111,7 @@ class CallbackProtocol(Protocol):
     internal):
 
     - where it stands: `run.step`, `run.epoch`, `run.finished` (the step just trained was the last),
-      `run.total_steps`, `run.saved_step` (of the last checkpoint, or None), `run.run_dir`, `run.progress` (a bar
+      `run.total_steps`, `run.total_epochs` (the epochs those steps span), `run.saved_step` (of the last checkpoint, or None), `run.run_dir`, `run.progress` (a bar
       was asked for), `run.device`;
     - what it trains: `run.models` (a ModuleDict: "generator", "discriminator", maybe "encoder", and
       `run.models[EMA_KEY]`, the generator average, when the run keeps one), `run.sampling_generator` (the average

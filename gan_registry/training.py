@@ -457,6 +457,14 @@ class Trainer:
         """Completed epochs."""
         return self.batches.epoch
 
+    @property
+    def total_epochs(self) -> int | None:
+        """The epochs the run's steps span (None before training starts, or with no length): what per-epoch duties
+        space their work by."""
+        if self.total_steps is None:
+            return None
+        return math.ceil(self.total_steps * self.real_batches_per_step / self.batches.per_epoch)
+
     def flush_log(self) -> None:
         """One log line of what accumulated since the last (nothing if no step ran since), to every callback."""
         if not self._counts:

@@ -1,5 +1,6 @@
 """`gan matrix`: every accepted pair in its own run folder, measured against the floor; resumable; refused pairs
 named; and the machinery a matrix relies on: where each default comes from, the thread count, progress lines."""
+import dataclasses
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from gan_registry import Architecture, Objective, Scale, UserError, hookimpl
+from gan_registry import Architecture, Dataset, Objective, Scale, UserError, hookimpl
 from gan_registry._plan import Settings, make_plan
 from gan_registry.testing import HANG_S, isolated_registry, run_gan, toy_plugin
 
@@ -149,6 +150,50 @@ def test_a_scale_suggestion_takes_a_share_of_what_the_sources_below_chose():
     mine = make_plan(registry, Settings(arch="costly", objective="dear", dataset="toy", steps=7, lr_scale=3.0),
                      for_training=False)
     assert (mine.settings.steps, mine.settings.lr_scale) == (7, 3.0) and "steps" not in mine.defaults_from
+
+
+class _ParamSuggesting:
+    @hookimpl
+    def register_datasets(self, register):
+        toy = isolated_registry(toy_plugin).get("dataset", "toy")
+        register(Dataset(name="scaled", summary="toy data whose scale wants a lighter penalty", params=toy.params,
+                         factory=toy.factory, suggests={"objective.gp_weight": 0.1, "objective.absent": 3}))
+
+    @hookimpl
+    def register_architectures(self, register):
+        register(Architecture(name="recipe", summary="toy pieces with a paper's recipe", generator="toy",
+                              discriminator="toy", latent_dim=8,
+                              suggests={"objective.gp_weight": 5.0, "objective.lr": 0.01}))
+
+    @hookimpl
+    def register_objectives(self, register):
+        register(Objective(name="penalised", summary="toy loss with a penalty weight", params=_PenaltyParams,
+                           factory=toy_plugin_objective().factory))
+
+
+@dataclasses.dataclass
+class _PenaltyParams:
+    gp_weight: float = 10.0
+    lr: float = 1e-3
+
+
+def test_a_component_may_suggest_the_objectives_parameters_where_it_has_them():
+    registry = isolated_registry(toy_plugin, ("params", _ParamSuggesting()))
+    plan = make_plan(registry, Settings(arch="recipe", objective="penalised", dataset="scaled"), for_training=False)
+    # the dataset's weight wins over the architecture's; a parameter the objective lacks is passed over
+    assert (plan.params["objective"].gp_weight, plan.params["objective"].lr) == (0.1, 0.01)
+    assert plan.defaults_from["objective.gp_weight"] == "dataset 'scaled'"
+    assert plan.defaults_from["objective.lr"] == "architecture 'recipe'" and "objective.absent" not in plan.defaults_from
+    # stored with the run like -p, so a rebuilt run (resume, sample) has the same values without suggestions
+    assert plan.settings.params["objective"] == {"gp_weight": 0.1, "lr": 0.01}
+    rebuilt = make_plan(registry, plan.settings, take_suggestions=False, for_training=False)
+    assert rebuilt.params["objective"].gp_weight == 0.1
+    mine = make_plan(registry, Settings(arch="recipe", objective="penalised", dataset="scaled",
+                                        params={"objective": {"gp_weight": "2"}}), for_training=False)
+    assert mine.params["objective"].gp_weight == 2.0 and "objective.gp_weight" not in mine.defaults_from
+    toy = make_plan(registry, Settings(arch="recipe", objective="toy", dataset="scaled"), for_training=False)
+    # the toy objective has an lr and no gp_weight
+    assert [key for key in toy.defaults_from if "." in key] == ["objective.lr"] and toy.params["objective"].lr == 0.01
 
 
 def test_a_scale_is_refused_where_it_means_nothing():

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gan_registry import Architecture, Dataset, Discriminator, Generator, Objective, hookimpl
+from gan_registry import Architecture, Dataset, Discriminator, Generator, Objective, Scale, hookimpl
 from gan_registry.errors import PluginLoadError, PluginWarning, UnknownComponentError
 from gan_registry.plugins import load_registry
 from gan_registry.testing import isolated_registry, run_gan
@@ -234,9 +234,13 @@ def test_strict_env_makes_gan_fail_with_the_plugins_traceback_and_one_error_line
 def test_dataset_suggestions_are_checked_at_registration():
     with pytest.raises(ValueError, match="cannot suggest 'lr' \\(valid: latent_dim, batch_size, steps"):
         Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"lr": 1e-3})
-    with pytest.raises(ValueError, match="cannot suggest 'objective.lr_generator'"):
-        Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"objective.lr_generator": 1e-3})
-    Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"batch_size": 8, "lr_scale": 2.0})
+    with pytest.raises(ValueError, match="cannot suggest 'generator.width' \\(parameters it may suggest: "
+                                         "objective.NAME, augment.NAME\\)"):
+        Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"generator.width": 8})
+    with pytest.raises(ValueError, match="'objective.r1' cannot be a Scale"):
+        Dataset(name="d", summary="s", factory=lambda p, c: None, suggests={"objective.r1": Scale(0.5)})
+    Dataset(name="d", summary="s", factory=lambda p, c: None,
+            suggests={"batch_size": 8, "lr_scale": 2.0, "objective.lr_generator": 1e-3})
 
 
 def test_plugin_code_failing_at_run_time_is_one_line_naming_the_plugin(fake_distributions, tmp_path):

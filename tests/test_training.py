@@ -45,6 +45,19 @@ def test_gaussians_run_writes_run_directory_and_samples(tmp_path):
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_long_run_spaces_its_epoch_grids_and_checkpoints(tmp_path):
+    # 60 epochs of two batches: a grid and a checkpoint every third epoch (at most EPOCH_GRIDS), and the last step
+    out = tmp_path / "run"
+    result = run_gan("run", "--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p",
+                     "dataset.count=512", "--batch-size", "256", "--epochs", "60", "--keep", "100", "--out", out,
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    grids = sorted(p.name for p in (out / "samples").glob("epoch-*.png"))
+    assert grids == [f"epoch-{e:04d}.png" for e in range(3, 61, 3)]
+    kept = sorted(p.name for p in (out / "checkpoints").glob("step-*.pt"))
+    assert kept == [f"step-{2 * e:07d}.pt" for e in range(3, 61, 3)]
+
+
 def test_digits_run_writes_image_grids_each_epoch(tmp_path):
     from PIL import Image
 
