@@ -33,6 +33,7 @@ from ._components import (
     standard_normal,
     to_unit,
 )
+from ._schedules import Schedule
 from ._registry import PluginInfo, Registry, qualified_name
 from .api import Run, load_plugins, matrix
 from .errors import (
@@ -152,6 +153,7 @@ __all__ = [
     "RunFolderBusy",
     "RunStopped",
     "Scale",
+    "Schedule",
     "SharedError",
     "TooLarge",
     "UnknownComponentError",

@@ -175,6 +175,10 @@ class Phase:
     repeats: int = 1
     uses_real: bool = True
     after_step: Callable[[Any], None] | None = None
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+    """Which of the objective's parameters its optimiser was built with, by the optimiser's name for them, e.g.
+    {"lr": "lr_generator", "betas": "betas"}: where one is a schedule, the engine sets its current value on every
+    parameter group before each step (times --lr-scale for "lr")."""
 
 
 def standard_normal(n: int, latent_dim: int, device: Any, generator: Any = None) -> Any:

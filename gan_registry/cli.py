@@ -381,7 +381,8 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 @click.option("--class", "classes", multiple=True, metavar="CLASS",
               help="Of a conditional generator: draw this class (a name or an index; repeatable: a row each).")
 @click.option("--truncation", type=float, metavar="PSI",
-              help="The truncation trick (BigGAN): noise values beyond +-PSI are drawn again; N(0, I) noise only.")
+              help="The truncation trick: the generator's own where it has one (StyleGAN2: w = w_avg + PSI (w - "
+                   "w_avg)), else BigGAN's: noise values beyond +-PSI are drawn again (N(0, I) noise only).")
 @click.option("--interpolate", is_flag=True,
               help="Walks between random latent points, a row each (slerp for N(0, I) noise, a straight line for an "
                    "objective's own prior); a .gif walks a loop of 4 points.")

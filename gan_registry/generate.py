@@ -76,21 +76,42 @@ def latents(prior: Callable[..., torch.Tensor], latent_dim: int, n: int, seed: i
     return torch.cat([sampler(min(CHUNK, n - start), latent_dim, "cpu", g) for start in range(0, n, CHUNK)])
 
 
-def decode(generator, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """The generator's samples of noise `z` (of the classes `labels`), a chunk at a time."""
+def truncates_itself(generator) -> bool:
+    """Whether the generator offers a truncation of its own (`truncated(z, psi, condition=None)`, e.g. StyleGAN2's
+    in w space), which `--truncation` then uses instead of resampling the noise."""
+    return callable(getattr(generator, "truncated", None))
+
+
+def decode(generator, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float | None = None
+           ) -> torch.Tensor:
+    """The generator's samples of noise `z` (of the classes `labels`), a chunk at a time; with `truncation`, through
+    the generator's own truncation (see `truncates_itself`)."""
     chunks = []
+    call = generator if truncation is None else (lambda z, *c: generator.truncated(z, truncation, *c))
     with torch.no_grad():
         for start in range(0, len(z), CHUNK):
             condition = () if labels is None else (labels[start:start + CHUNK],)
-            chunks.append(generator(z[start:start + CHUNK], *condition).float())
+            chunks.append(call(z[start:start + CHUNK], *condition).float())
     return torch.cat(chunks)
+
+
+def own_truncation(generator, truncation: float | None) -> float | None:
+    """`truncation` where the generator truncates itself (checked as the noise's is), else None."""
+    if truncation is None or not truncates_itself(generator):
+        return None
+    if not truncation > 0:
+        raise UserError(f"--truncation {truncation:g}: PSI must be above 0 (e.g. 0.7)")
+    return truncation
 
 
 def draw(generator, prior, latent_dim: int, n: int, seed: int, labels: torch.Tensor | None = None,
          truncation: float | None = None) -> torch.Tensor:
     """`n` samples from noise drawn with `seed` (of the classes `labels`, for a conditional generator; truncated at
-    psi `truncation` if given): the same for a run and for its exported generator."""
-    return decode(generator, latents(prior, latent_dim, n, seed, truncation), labels)
+    psi `truncation` if given, by the generator itself where it offers a truncation, else in the noise): the same
+    for a run and for its exported generator."""
+    own = own_truncation(generator, truncation)
+    z = latents(prior, latent_dim, n, seed, None if own is not None else truncation)
+    return decode(generator, z, labels, own)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import types
 import typing
 from typing import Any, Callable, Literal
 
+from . import _schedules
 from .errors import ParameterError
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -61,7 +62,7 @@ def convert(value: Any, tp: Any) -> Any:
     if origin is tuple:
         if not isinstance(value, (str, list, tuple)):
             raise ValueError(f"expected {type_name(tp)}")
-        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+        items = _schedules.split_items(value) if isinstance(value, str) else list(value)
         inner = list(args)
         if len(inner) == 2 and inner[1] is Ellipsis:
             inner = [inner[0]] * len(items)
@@ -94,6 +95,9 @@ def convert(value: Any, tp: Any) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise ValueError("expected a number")
+        schedule = _schedules.parse(value)  # a number that moves over the run
+        if schedule is not None:
+            return schedule
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -124,9 +128,16 @@ def build(params_type: type | None, values: dict[str, Any], owner: str) -> Any:
     if params_type is None:
         return None
     try:
-        return params_type(**converted)
+        built = params_type(**converted)
     except (ValueError, TypeError) as error:  # a __post_init__ check of the plugin's own
         raise ParameterError(f"{owner}: {error}") from None
+    ends = _schedules.end_values(built)
+    if ends:  # the plugin's checks see a schedule's start; its end must pass them too
+        try:
+            dataclasses.replace(built, **ends)
+        except (ValueError, TypeError) as error:
+            raise ParameterError(f"{owner}, at the end of a schedule: {error}") from None
+    return built
 
 
 def describe(params_type: type | None) -> list[dict[str, Any]]:
@@ -142,7 +153,20 @@ def describe(params_type: type | None) -> list[dict[str, Any]]:
 
 
 def as_dict(params: Any) -> dict[str, Any]:
-    return dataclasses.asdict(params) if params is not None else {}
+    """The parameters as plain values (for config.json); a schedule as it is written, e.g. 'schedule(0.1, 0.01,
+    cosine)'."""
+    if params is None:
+        return {}
+    return {key: _written(value) for key, value in dataclasses.asdict(params).items()}
+
+
+def _written(value: Any) -> Any:
+    if isinstance(value, _schedules.Schedule):
+        return str(value)
+    if isinstance(value, tuple) and any(isinstance(v, _schedules.Schedule) for v in value):
+        return ", ".join(str(v) if isinstance(v, _schedules.Schedule) else f"{v:g}" if isinstance(v, float) else str(v)
+                         for v in value)
+    return value
 
 
 def spread_params(values: dict[str, Any], components: dict[str, Any], unknown: Callable[[str, str], str]

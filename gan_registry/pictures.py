@@ -81,10 +81,11 @@ def _row_classes(loaded: generate.Loaded, chosen: list[int] | None, rows: int) -
     return torch.tensor([classes[r % len(classes)] for r in range(rows)], dtype=torch.int64)
 
 
-def _decoded(loaded: generate.Loaded, path: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+def _decoded(loaded: generate.Loaded, path: torch.Tensor, labels: torch.Tensor | None,
+             own_truncation: float | None = None) -> torch.Tensor:
     """Samples of latent points (A, B, D), each point of row b of the class labels[b]: (A, B, ...)."""
     flat_labels = None if labels is None else labels.repeat(len(path))
-    flat = generate.decode(loaded.generator, path.reshape(-1, path.shape[-1]), flat_labels)
+    flat = generate.decode(loaded.generator, path.reshape(-1, path.shape[-1]), flat_labels, own_truncation)
     return flat.view(*path.shape[:2], *flat.shape[1:])
 
 
@@ -92,10 +93,11 @@ def walk_rows(loaded: generate.Loaded, rows: int, steps: int, seed: int, chosen:
               truncation: float | None = None) -> Walk:
     """`rows` walks of `steps` samples, each from one latent point to another; the end points are the first
     2 * rows points `generate.draw` decodes with `seed` (starts, then ends), so the ends are its samples."""
-    points = generate.latents(loaded.prior, loaded.latent_dim, 2 * rows, seed, truncation)
+    own = generate.own_truncation(loaded.generator, truncation)
+    points = generate.latents(loaded.prior, loaded.latent_dim, 2 * rows, seed, None if own else truncation)
     path = interpolation_for(loaded.prior)(points[:rows], points[rows:], torch.linspace(0, 1, steps))
     labels = _row_classes(loaded, chosen, rows)
-    samples = _decoded(loaded, path.transpose(0, 1), labels).transpose(0, 1)
+    samples = _decoded(loaded, path.transpose(0, 1), labels, own).transpose(0, 1)
     return Walk(samples, loaded.value_range, path, labels, steps)
 
 
@@ -103,7 +105,8 @@ def walk_loop(loaded: generate.Loaded, tiles: int, steps: int, seed: int, chosen
               truncation: float | None = None) -> Walk:
     """Frames of `tiles` walkers, each through LOOP_POINTS latent points and back to the first, `steps` frames
     a leg: LOOP_POINTS * steps frames that loop without a jump."""
-    points = generate.latents(loaded.prior, loaded.latent_dim, LOOP_POINTS * tiles, seed, truncation)
+    own = generate.own_truncation(loaded.generator, truncation)
+    points = generate.latents(loaded.prior, loaded.latent_dim, LOOP_POINTS * tiles, seed, None if own else truncation)
     points = points.view(LOOP_POINTS, tiles, -1)
     interpolate = interpolation_for(loaded.prior)
     fractions = torch.arange(steps) / steps  # the leg's end is the next leg's start
@@ -111,7 +114,7 @@ def walk_loop(loaded: generate.Loaded, tiles: int, steps: int, seed: int, chosen
     path = torch.cat(legs, dim=1).transpose(0, 1)  # (frames, tiles, D)
     labels, per_row = generate.labels_for(loaded.frequencies, tiles, seed, chosen, for_metrics=False)
     per_row = per_row or math.ceil(math.sqrt(tiles))  # a row per class, else a square grid
-    return Walk(_decoded(loaded, path, labels), loaded.value_range, path, labels, per_row)
+    return Walk(_decoded(loaded, path, labels, own), loaded.value_range, path, labels, per_row)
 
 
 def _per_class_or(loaded: generate.Loaded, chosen: list[int] | None, per_class: int, otherwise: int) -> int:

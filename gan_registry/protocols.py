@@ -19,6 +19,17 @@ class GeneratorProtocol(Protocol):
 
     `condition` is None for unconditional runs; a generator registered `conditional=True` receives the int64 class
     labels (N,) of a `--conditional` run there.
+
+    Two optional members, found by name:
+
+    - `truncated(z, psi, condition=None)`: samples with a truncation of the generator's own (StyleGAN2's in w
+      space, w = w_avg + psi (w - w_avg)); `gan sample --truncation PSI`, walks and `gan eval --truncation` use it
+      instead of resampling the noise beyond +-PSI.
+    - `regularization(z, condition, step) -> {name: scalar tensor} | None`: loss terms of the generator's own
+      (StyleGAN2's path-length penalty), called once a step in the first phase that trains the generator with a
+      fresh noise batch `z` of the phase's size, that phase's labels (None unconditional) and the step number.
+      Each term is added to the phase's loss and logged as `PHASE/NAME`; None skips a step (a lazy regulariser
+      weights its terms by its interval itself). Keep running statistics in buffers: checkpoints carry them.
     """
 
     def __call__(self, z: Any, condition: Any = None) -> Any: ...

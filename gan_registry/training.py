@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _conditioning, _distributed, _speed, checkpoint, render
+from . import _conditioning, _distributed, _schedules, _speed, checkpoint, render
 from ._components import Batch, latent_sampler
 from ._plan import EMA_KEY, Plan
 from .data import Batches
@@ -193,9 +193,18 @@ class Trainer:
             {id(t) for group in p.optimizer.param_groups for t in group["params"]} for p in self.phases
         ]
         self._base_lrs = [[group["lr"] for group in p.optimizer.param_groups] for p in self.phases]
+        self.schedules = {f"{slot}.{name}": (params, name, value)
+                          for slot, params in plan.params.items() if slot in ("objective", "augment")
+                          for name, value in _schedules.scheduled(params).items()}
+        """{"objective.r1": (its parameters object, the field, the Schedule)}: set before each step."""
+        self.schedule_span: int | None = None
+        """The steps a schedule without its own STEPS spans: the run's length when it first trained."""
         judge = {id(t) for t in self.models["discriminator"].parameters()}
         self._trains_judge = [bool(trained & judge) for trained in self._trained_by]
         """Per phase: it trains the discriminator, so its real batch is what an adaptive augment observes."""
+        regularization = getattr(self.models["generator"], "regularization", None)
+        self._regularize = regularization if callable(regularization) else None
+        """The generator's own loss terms (GeneratorProtocol.regularization, e.g. StyleGAN2's path length)."""
         maker = {id(t) for t in self.models["generator"].parameters()}
         self._trains_maker = [bool(trained & maker) for trained in self._trained_by]
         # One generated batch per step where each phase runs once; repeated phases (n critic steps) draw their own.
@@ -275,6 +284,7 @@ class Trainer:
             "models": self.models.state_dict(),
             "optimizers": {p.name: p.optimizer.state_dict() for p in self.phases},
             "fixed_noise": self.fixed_noise.cpu(),
+            **({"schedule_span": self.schedule_span} if self.schedules else {}),
             "rng": checkpoint.rng_state(),
             "settings": self.plan.settings.as_dict(),
             **({"augment": self.augment.state_dict()} if self.augment is not None else {}),
@@ -291,6 +301,7 @@ class Trainer:
         for phase in self.phases:
             phase.optimizer.load_state_dict(state["optimizers"][phase.name])
         self.fixed_noise = state["fixed_noise"].to(self.device)
+        self.schedule_span = state.get("schedule_span", self.schedule_span)
         if self.augment is not None and "augment" in state:
             self.augment.load_state_dict(state["augment"])
         self.precision.load_state_dict(state.get("grad_scalers", {}))
@@ -338,15 +349,37 @@ class Trainer:
             max_epochs is not None and self.batches.epoch >= max_epochs
         )
 
+    def _apply_schedules(self) -> dict[str, Any]:
+        """Set every scheduled parameter to its value at this step; returns {"objective.r1": value}."""
+        values = {}
+        for key, (params, name, schedule) in self.schedules.items():
+            values[key] = _schedules.value_at(schedule, self.step, self.schedule_span or 1)
+            object.__setattr__(params, name, values[key])  # frozen parameter classes too
+        return values
+
     def _set_learning_rates(self, total: int | None) -> None:
+        """--lr-scale and --lr-decay-start times each phase's rates, and the optimiser settings its objective
+        schedules (Phase.hyperparameters): a scheduled rate scales every group's rate by the schedule's current
+        value over its start, so groups keep their ratios."""
         s = self.plan.settings
-        if s.lr_scale is None and s.lr_decay_start is None:
-            return  # the objective's own rates, untouched
-        factor = (s.lr_scale or 1.0) * (lr_factor(self.step, total, s.lr_decay_start) if total else 1.0)
-        self.lr_multiplier = factor
+        values = self._apply_schedules() if self.schedules else {}
+        scaled = s.lr_scale is not None or s.lr_decay_start is not None
+        factor = 1.0
+        if scaled:
+            factor = (s.lr_scale or 1.0) * (lr_factor(self.step, total, s.lr_decay_start) if total else 1.0)
+            self.lr_multiplier = factor
         for phase, base_lrs in zip(self.phases, self._base_lrs):
+            moved = {option: values[f"objective.{name}"] for option, name in phase.hyperparameters.items()
+                     if f"objective.{name}" in values}
+            if not scaled and not moved:
+                continue  # the objective's own rates, untouched
+            rate = moved.pop("lr", None)
+            start = self.schedules[f"objective.{phase.hyperparameters['lr']}"][2] if rate is not None else None
             for group, base in zip(phase.optimizer.param_groups, base_lrs):
+                if rate is not None:
+                    base = rate if float(start) == 0 else base * rate / float(start)
                 group["lr"] = base * factor
+                group.update(moved)
 
     def _run_step(self, sums: dict[str, torch.Tensor], counts: Counter) -> int:
         """One generator step with all its phases; returns the number of real samples used."""
@@ -357,6 +390,7 @@ class Trainer:
         judge, labels = self.judge, None
         if judge is not None:
             judge.maker.made = []
+        regularize = self._regularize  # once a step, in the first phase that trains the generator
         for phase, trained, trains_judge, trains_maker in zip(self.phases, self._trained_by, self._trains_judge,
                                                                self._trains_maker):
             # Parameters this phase does not train need no gradients: skips e.g. the
@@ -387,6 +421,10 @@ class Trainer:
                         auxiliary = None if judge is None else judge.take_auxiliary()
                         if auxiliary is not None:  # ACGAN's classification loss, on real and generated samples
                             loss, extras = loss + auxiliary, {**extras, f"{phase.name}/classification": auxiliary}
+                        if regularize is not None and trains_maker:
+                            loss, extras = self._regularized(regularize, phase.name, loss, extras, size,
+                                                             labels if judge is not None else None)
+                            regularize = None
                     if loss.ndim != 0:  # shape metadata: no device sync
                         raise PluginFailure(
                             f"objective '{self.plan.objective.name}' from {self.plan.objective.origin} broke its"
@@ -413,6 +451,21 @@ class Trainer:
             with blame(self.plan.augment, "ending a step"):
                 _accumulate(sums, counts, end_step(self.step) or {})
         return used
+
+    def _regularized(self, regularize: Any, phase: str, loss: torch.Tensor, extras: dict[str, Any], size: int,
+                     labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The phase's loss plus the generator's own terms for this step (none on the steps a lazy one skips)."""
+        with blame(self.plan.pieces["generator"], "computing its regularization"):
+            terms = regularize(self.prior(size, self.plan.latent_dim, self.device), labels, self.step)
+        for name, term in (terms or {}).items():
+            if not (isinstance(term, torch.Tensor) and term.ndim == 0):
+                raise PluginFailure(
+                    f"generator '{self.plan.pieces['generator'].name}' from {self.plan.pieces['generator'].origin} "
+                    f"broke its contract: regularization() must return scalar tensors, and '{name}' is "
+                    f"{type(term).__name__}{tuple(term.shape) if isinstance(term, torch.Tensor) else ''}")
+            loss = loss + term
+            extras = {**extras, f"{phase}/{name}": term.detach()}
+        return loss, extras
 
     def write_samples(self, tag: str) -> Path:
         path = self.run_dir / "samples" / f"{tag}.png"
@@ -479,6 +532,14 @@ class Trainer:
             record["lr_multiplier"] = float(f"{self.lr_multiplier:.6g}")
         for phase in self.phases:  # host floats: reading them costs no sync
             record[f"lr/{phase.name}"] = float(f"{phase.optimizer.param_groups[0]['lr']:.6g}")
+        for key, (params, name, schedule) in self.schedules.items():
+            value = getattr(params, name)
+            if not isinstance(schedule, tuple):
+                record[f"schedule/{key}"] = float(f"{value:.6g}")
+                continue
+            for i, (item, written) in enumerate(zip(value, schedule)):
+                if isinstance(written, _schedules.Schedule):
+                    record[f"schedule/{key}[{i}]"] = float(f"{item:.6g}")
         self._reset_log()
         self._call("on_log", record)
 
@@ -517,6 +578,8 @@ class Trainer:
         s = self.plan.settings
         self.models.train()
         total = self.total_steps = self._estimate_total(max_steps, max_epochs)
+        if self.schedules and self.schedule_span is None:  # fixed when the run first trains, then checkpointed
+            self.schedule_span = total or 1
         self._max_steps, self._max_epochs = max_steps, max_epochs
         self.stopping = False
         if self.world.main:  # the other ranks never touch the run folder

@@ -84,12 +84,21 @@ def generator_scores(models, batch):
     return scores(models.discriminator, batch.fake(models.generator))
 
 
-def two_phases(*, d_name: str, d_loss, d_optimizer, d_repeats: int, g_loss, g_optimizer, d_after_step=None) -> list:
-    """The usual schedule: `d_repeats` discriminator (or critic) steps, then one generator step."""
+def two_phases(*, d_name: str, d_loss, d_optimizer, d_repeats: int, g_loss, g_optimizer, d_after_step=None,
+               d_hyperparameters: dict | None = None, g_hyperparameters: dict | None = None) -> list:
+    """The usual schedule: `d_repeats` discriminator (or critic) steps, then one generator step. The
+    hyperparameters name the parameters each optimiser was built with, so that a schedule on them moves it."""
     return [
-        Phase(name=d_name, loss=d_loss, optimizer=d_optimizer, repeats=d_repeats, after_step=d_after_step),
-        Phase(name="generator", loss=g_loss, optimizer=g_optimizer, uses_real=False),
+        Phase(name=d_name, loss=d_loss, optimizer=d_optimizer, repeats=d_repeats, after_step=d_after_step,
+              hyperparameters=d_hyperparameters or {}),
+        Phase(name="generator", loss=g_loss, optimizer=g_optimizer, uses_real=False,
+              hyperparameters=g_hyperparameters or {}),
     ]
+
+
+def adam_settings(lr_name: str) -> dict:
+    """What an Adam phase was built with: its rate's parameter and the shared betas."""
+    return {"lr": lr_name, "betas": "betas"}
 
 
 @dataclass
@@ -166,4 +175,5 @@ class ScoreLossObjective:
             d_name="discriminator", d_loss=self.discriminator_step, d_repeats=p.discriminator_steps,
             d_optimizer=adam(models.discriminator.parameters(), p.lr_discriminator, p.betas),
             g_loss=self.generator_step, g_optimizer=adam(models.generator.parameters(), p.lr_generator, p.betas),
+            d_hyperparameters=adam_settings("lr_discriminator"), g_hyperparameters=adam_settings("lr_generator"),
         )

@@ -61,10 +61,12 @@ class RpGANObjective:
         p = self.params
         return [
             Phase(name="discriminator", loss=self.discriminator_step, repeats=p.discriminator_steps,
-                  optimizer=_common.adam(models.discriminator.parameters(), p.lr_discriminator, p.betas)),
+                  optimizer=_common.adam(models.discriminator.parameters(), p.lr_discriminator, p.betas),
+                  hyperparameters=_common.adam_settings("lr_discriminator")),
             # The generator's loss pairs its samples with real ones, so its phase takes a real batch too.
             Phase(name="generator", loss=self.generator_step,
-                  optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas)),
+                  optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas),
+                  hyperparameters=_common.adam_settings("lr_generator")),
         ]
 
 

@@ -58,6 +58,7 @@ class WGANObjective:
             d_optimizer=_common.rmsprop(models.discriminator.parameters(), p.lr_critic),
             d_after_step=lambda m: clip_weights(m.discriminator, p.clip_value),
             g_loss=self.generator_step, g_optimizer=_common.rmsprop(models.generator.parameters(), p.lr_generator),
+            d_hyperparameters={"lr": "lr_critic"}, g_hyperparameters={"lr": "lr_generator"},
         )
 
 

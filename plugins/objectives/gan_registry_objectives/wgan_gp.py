@@ -72,6 +72,7 @@ class WGANGPObjective(WGANObjective):
             d_optimizer=_common.adam(models.discriminator.parameters(), p.lr_critic, p.betas),
             g_loss=self.generator_step,
             g_optimizer=_common.adam(models.generator.parameters(), p.lr_generator, p.betas),
+            d_hyperparameters=_common.adam_settings("lr_critic"), g_hyperparameters=_common.adam_settings("lr_generator"),
         )
 
 
