@@ -180,7 +180,10 @@ def describe_command(name: str, kind: str | None, as_json: bool) -> None:
             taken = ", ".join(f"{key}={value}" for key, value in row["suggests"].items())
             click.echo(f"  suggests (used where a run sets nothing; {_PRECEDENCE}): {taken}")
         if row["parameters"]:
-            click.echo("  parameters:")
+            schedulable = row["kind"] in ("objective", "augment") and any(p["type"] in ("float", "tuple[float, float]")
+                                                                  for p in row["parameters"])
+            click.echo("  parameters:" + (" (a float may be a schedule(START, END[, cosine|linear[, STEPS]]))"
+                                          if schedulable else ""))
         for p in row["parameters"]:
             click.echo(f"    {p['name']} ({p['type']}, default {p['default']!r}): {p['help']}")
 
@@ -313,7 +316,9 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
               help="Train data-parallel in N processes on this machine (hands the command to torchrun; one per GPU).")
 @click.option("--sync-bn/--no-sync-bn", "sync_bn", default=None,
               help="Distributed runs: BatchNorm statistics of the global batch (default) or of each process's share.")
-@click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE", help="Set a component parameter; repeatable.")
+@click.option("-p", "param", multiple=True, metavar="KIND.PARAM=VALUE",
+              help="Set a component parameter; repeatable. A float of the objective or augment may move over the run: "
+                   "-p 'objective.r1=schedule(0.05, 0.005)' (START, END[, cosine|linear[, STEPS]]).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML file with these settings.")
 @click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
               help="torch's CPU threads (default: this machine's free share of its cores; see the run's config).")
