@@ -118,7 +118,8 @@ class PenaltyParams:
 
     @property
     def penalised(self) -> bool:
-        return self.r1 > 0 or self.r2 > 0
+        """A penalty is on, now or at the end of its schedule (what the networks must fit from the start)."""
+        return any(value > 0 or getattr(value, "end", 0) > 0 for value in (self.r1, self.r2))
 
 
 def penalty_needs(params) -> Needs:

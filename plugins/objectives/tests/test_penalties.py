@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_registry import Schedule
+
 from gan_registry import Batch
 from gan_registry.testing import build, train_briefly
 from gan_registry_objectives import _common, rpgan
@@ -113,6 +115,8 @@ def test_rpgan_generator_step_pairs_its_samples_with_real_ones():
     ("gan", {"r1": 1.0}, False),
     ("hinge", {"r2": 0.5}, False),
     ("lsgan", {"r1": 0.1}, False),
+    ("gan", {"r1": Schedule(0.0, 1.0)}, False),  # a penalty that a schedule turns on later needs it from the start
+    ("rpgan", {"r1": Schedule(0.1, 0.0), "r2": 0.0}, False),
 ])
 def test_needs_follow_the_penalties(objective, params, batchnorm_ok):
     from gan_registry import load_plugins

@@ -81,3 +81,6 @@ def test_needs_follow_the_penalty_weight():
     built = build(arch="dcgan", objective="wgan-gp", image_size=16,
                   params={"discriminator": {"norm": "batch"}, "objective": {"gp_weight": 0}})
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in built.networks["discriminator"].modules())
+    with pytest.raises(IncompatibleError, match="per sample"):  # a penalty a schedule turns on later counts
+        build(arch="dcgan", objective="wgan-gp", image_size=16,
+              params={"discriminator": {"norm": "batch"}, "objective": {"gp_weight": "schedule(0, 10)"}})
