@@ -9,9 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_registry import Schedule
-
-from gan_registry import Batch
+from gan_registry import Batch, Schedule
 from gan_registry.testing import build, train_briefly
 from gan_registry_objectives import _common, rpgan
 from gan_registry_objectives.gan import GANParams
