@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -258,8 +259,6 @@ class Evaluation:
         from .evaluation import ImageSet
         from .generate import decode, latents
 
-        import time
-
         started = time.perf_counter()
         evaluator, settings, world = run.plan.evaluator, run.plan.settings, run.world
         generator, device, n = run.sampling_generator, run.device, settings.eval_samples
@@ -389,8 +388,6 @@ class Progress:
         self.finished = False
 
     def on_train_start(self, run: Any) -> None:
-        import shutil
-
         self.finished = False
         self.began, self.first = time.monotonic(), run.step
         self.said = self.began

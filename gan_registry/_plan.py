@@ -4,6 +4,7 @@ Layer: plan (docs/architecture.md).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -274,8 +275,6 @@ class Plan:
                 ) from None
             networks[role] = module.to(device)
         if self.settings.ema_decay_given is not None:
-            import copy
-
             networks[EMA_KEY] = copy.deepcopy(networks["generator"]).requires_grad_(False)
         return networks
 

@@ -12,8 +12,10 @@ import contextlib
 import errno
 import os
 import pickle
+import pickletools
 import random
 import re
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -178,8 +180,6 @@ def _link_atomic(source: Path, target: Path) -> None:
         except OSError as error:
             if error.errno == errno.ENOSPC:
                 raise
-            import shutil
-
             shutil.copyfile(source, tmp)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -227,8 +227,6 @@ def _refused(path: Path, what: str, kind: str = "checkpoint") -> CheckpointError
 
 def _pickle_globals(f: BinaryIO) -> list[str]:
     """Names a plain pickle file would import, read from its opcodes without executing any."""
-    import pickletools
-
     names: list[str] = []
     strings: list[str] = []
     try:

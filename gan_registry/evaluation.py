@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -319,8 +320,6 @@ def _write_cached(path: Path, key: str, features: Features) -> None:
         save_file(tensors, str(tmp), metadata={"key": key})
         os.replace(tmp, path)
     except OSError as error:  # a read-only or full cache costs time next run, not this result
-        import warnings
-
         warnings.warn(f"could not cache reference features in {path.parent}: {error.strerror or error}", stacklevel=2)
 
 

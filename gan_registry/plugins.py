@@ -10,6 +10,8 @@ import difflib
 import importlib
 import importlib.metadata
 import os
+import signal
+import threading
 import warnings
 from typing import Iterable, Iterator
 
@@ -212,9 +214,6 @@ class _UserInterrupt:
         self._previous = None
 
     def __enter__(self) -> "_UserInterrupt":
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -225,8 +224,6 @@ class _UserInterrupt:
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
-            import signal
-
             signal.signal(signal.SIGINT, self._previous)
 
 

@@ -10,8 +10,10 @@ import json
 import os
 import platform
 import shutil
+import stat
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -172,8 +174,6 @@ def plan_for_run(registry: Registry, run_dir: Path, *, for_training: bool = True
             continue
         now = current[slot]
         if was.get("version") != now.get("version"):
-            import warnings
-
             warnings.warn(
                 f"{slot} '{was.get('name')}' was {was.get('distribution')} {was.get('version')} for this run,"
                 f" now {now.get('distribution')} {now.get('version')}",
@@ -208,8 +208,6 @@ def writing(run_dir: Path) -> Iterator[None]:
 def check_run_files(run_dir: Path) -> None:
     """What a resumed run writes to is what it wrote: a folder that someone else may have handed over holds no link
     (samples/ pointing elsewhere would take the grids there) and no FIFO or folder where a file belongs."""
-    import stat
-
     for name in (*RUN_FILES, LOCK_NAME):
         path = Path(run_dir) / name
         try:

@@ -4,8 +4,11 @@ Layer: front ends (docs/architecture.md).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import math
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -60,8 +63,6 @@ on a loaded 2-core machine can take many times its usual time (a whole suite onc
 def no_hang(seconds: int = HANG_S) -> Iterator[None]:
     """Fail the block with TimeoutError instead of waiting forever (a FIFO opened for reading blocks until a writer
     comes). Main thread only: it uses SIGALRM."""
-    import signal
-
     def hung(signum, frame):
         raise TimeoutError(f"still waiting after {seconds} s (a FIFO opened?)")
 
@@ -110,9 +111,6 @@ def count_host_syncs() -> Iterator[Any]:
     'function at file:line' (empty: none). torch's own (an optimiser's CPU step counter, fp16's GradScaler
     checking for overflow) are PyTorch's design and are left out. On a CPU they cost nothing, but they are the
     same calls that stall a GPU, so a test here keeps a hot loop free of them."""
-    import collections
-    import sys as _sys
-
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -124,7 +122,7 @@ def count_host_syncs() -> Iterator[Any]:
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name = getattr(func, "__name__", "")
             if name in HOST_SYNCS:
-                frame = _sys._getframe(1)
+                frame = sys._getframe(1)
                 while frame is not None and frame.f_code.co_filename.startswith(skipped):
                     frame = frame.f_back
                 where = frame.f_code.co_filename if frame is not None else "?"
@@ -209,8 +207,6 @@ def _toy_mlp(sizes: list[int]):
 
 
 def _toy_generator(params: _ToyNetParams, spec: NetworkSpec):
-    import math
-
     from torch import nn
 
     class ToyGenerator(nn.Module):
@@ -229,15 +225,11 @@ def _toy_generator(params: _ToyNetParams, spec: NetworkSpec):
 
 
 def _toy_discriminator(params: _ToyNetParams, spec: NetworkSpec):
-    import math
-
     inputs = spec.latent_dim if spec.needs.discriminator_input == "latent" else math.prod(spec.sample_shape)
     return _toy_mlp([inputs, params.hidden, 1])  # no BatchNorm: fits every objective's needs
 
 
 def _toy_encoder(params: _ToyNetParams, spec: NetworkSpec):
-    import math
-
     return _toy_mlp([math.prod(spec.sample_shape), params.hidden, spec.latent_dim])
 
 

@@ -9,6 +9,7 @@ import os
 from collections import Counter
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -502,8 +503,6 @@ class Trainer:
             try:
                 method(self)
             except Exception as error:
-                import warnings
-
                 who = f"callback '{component.name}' from {component.origin}" if component else "a callback"
                 warnings.warn(f"{who} failed in teardown: {type(error).__name__}: {error}", stacklevel=2)
 
