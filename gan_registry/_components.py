@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal
 
+from .errors import IncompatibleError
+
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
 EMA_KEY = "generator_ema"
@@ -104,8 +106,6 @@ def resolve_norm(requested: str, spec: NetworkSpec, *, usual: str = "batch", per
     "auto" becomes `usual`, or `per_sample` when the objective forbids BatchNorm in the
     discriminator; an explicit "batch" is then refused with the reason.
     """
-    from .errors import IncompatibleError
-
     forbids_batchnorm = not spec.needs.discriminator_batchnorm
     if requested == "batch" and forbids_batchnorm:
         raise IncompatibleError(
@@ -493,8 +493,6 @@ class ExtractorContext:
 
 def to_unit(images: Any, value_range: tuple[float, float] | None) -> Any:
     """Images (N, C, H, W) in a value range as floats in [0, 1], the form every feature extractor takes."""
-    from .errors import IncompatibleError
-
     if images.ndim != 4:
         raise IncompatibleError(f"image metrics need images (N, C, H, W); these samples have shape "
                                 f"{tuple(images.shape)}")

@@ -14,8 +14,8 @@ from typing import Any
 
 from . import params as params_mod
 from .params import in_group, spread_params
-from ._components import (EMA_KEY, KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Scale,
-                          latent_sampler)
+from ._components import (EMA_KEY, KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Phase,
+                          Scale, latent_sampler)
 from ._registry import AmbiguousComponentError, Registry
 from .errors import IncompatibleError, ParameterError, PluginFailure, UnknownComponentError, UserError
 from .plugins import blame
@@ -393,8 +393,6 @@ def _require_tensor(component: Any, value: Any, what: str) -> None:
 
 def check_phases(objective: Any, phases: Any) -> None:
     """An objective's phases: a non-empty list of Phase with distinct names."""
-    from ._components import Phase
-
     where = f"objective '{objective.name}' from {objective.origin} broke its contract:"
     if not isinstance(phases, (list, tuple)) or not phases or not all(isinstance(p, Phase) for p in phases):
         raise PluginFailure(f"{where} phases() must return a non-empty list of gan_registry.Phase, got {phases!r:.80}")

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 import torch
 
+from ._files import NotARegularFile, open_regular
 from .errors import CheckpointError, WriteError
 
 FORMAT_VERSION = 2
@@ -245,8 +246,6 @@ def _pickle_globals(f: BinaryIO) -> list[str]:
 def open_user_file(path: Path, kind: str) -> BinaryIO:
     """`path` opened for reading if it is a regular file: a FIFO would block the open until a writer came, so it
     is opened without blocking and refused, as are devices and folders."""
-    from ._files import NotARegularFile, open_regular
-
     try:
         return open_regular(path)
     except (FileNotFoundError, NotADirectoryError):

@@ -14,8 +14,12 @@ from typing import Any
 
 import click
 
-from . import _console
+from . import _console, _threads
+from . import params as params_mod
 from ._components import PRECISION_NAMES, Scale, kind_named, kind_words
+from ._files import read_text
+from ._runlock import check_free
+from .api import Run
 from .scaffold import new_plugin_command
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
@@ -94,8 +98,6 @@ def plugins_command(as_json: bool) -> None:
 
 
 def _component_row(c) -> dict[str, Any]:
-    from . import params
-
     row = {
         "kind": c.kind,
         "name": c.name,
@@ -103,7 +105,7 @@ def _component_row(c) -> dict[str, Any]:
         "plugin": c.origin.plugin if c.origin else None,
         "distribution": c.origin.distribution if c.origin else None,
         "version": c.origin.version if c.origin else None,
-        "parameters": params.describe(c.params),
+        "parameters": params_mod.describe(c.params),
     }
     if c.kind == "architecture":
         row["pieces"] = c.pieces()
@@ -205,7 +207,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
-    from ._files import read_text
 
     try:
         data = tomllib.loads(read_text(path, limit=TOML_LIMIT))
@@ -319,13 +320,10 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | None, no_progress: bool,
                 nproc: int | None, threads: int | None, **flags: Any) -> None:
     """Train a GAN: gan run --arch mlp --objective gan --dataset gaussians."""
-    from .api import Run
-
     settings = _settings(config_path, flags, param)
     run = Run.from_settings(settings, out=out, registry=_registry(), progress=not no_progress)
     if nproc is not None:  # checked here first: a mistake is one line and exit 2, before any process starts
         from ._distributed import hand_to_torchrun
-        from ._runlock import check_free
 
         check_free(run.dir)
         hand_to_torchrun(nproc, run._plan, extra=() if out is not None else ("--out", str(run.dir)))
@@ -353,14 +351,11 @@ def _done(run_dir: Path) -> None:
 def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device: str | None, nproc: int | None,
                    no_progress: bool, threads: int | None) -> None:
     """Continue a run from its last checkpoint, to a new total if given."""
-    from .api import Run
-
     if epochs is not None and steps is not None:
         raise UserError("give --epochs or --steps, not both")
     run = Run.open(run_dir, registry=_registry(), progress=not no_progress)
     if nproc is not None:
         from ._distributed import hand_to_torchrun
-        from ._runlock import check_free
 
         check_free(run_dir)
         hand_to_torchrun(nproc, run._plan)
@@ -479,7 +474,7 @@ def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, see
 
     Each number comes with its protocol: extractor, generated samples, reference split and size, resizing.
     """
-    from . import _threads, generate
+    from . import generate
     from .training import resolve_device
 
     _threads.use(threads)

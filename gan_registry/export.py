@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from . import params as params_mod
 from ._version import __version__
-from ._components import NetworkSpec, Needs
+from ._components import NetworkSpec, Needs, latent_sampler, standard_normal
 from ._registry import Registry
 from .checkpoint import open_user_file, replacing, shown
 from .errors import UnknownComponentError, UserError
@@ -161,8 +161,6 @@ def _field(metadata: dict[str, str], name: str, path: Path, fits: Callable[[Any]
 
 def load(registry: Registry, path: Path) -> ExportedGenerator:
     """Rebuild the generator of an exported file, in eval mode, on the CPU."""
-    from ._components import latent_sampler, standard_normal
-
     path = Path(path)
     tensors, metadata = _read(path)
     record = _field(metadata, "generator", path, _is_record, RECORD)

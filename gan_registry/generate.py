@@ -14,11 +14,12 @@ from typing import Any, Callable
 import torch
 
 from . import _conditioning, checkpoint, render
+from . import params as params_mod
 from ._registry import Registry
 from .errors import UserError
 from .plugins import blame
 from .runs import load_networks
-from ._components import latent_sampler, standard_normal
+from ._components import DataContext, latent_sampler, standard_normal
 
 CHUNK = 1024
 MAX_SAMPLES = 1_000_000
@@ -312,8 +313,6 @@ def image_source(registry: Registry, text: str, n: int, seed: int, dataset_param
     """What `gan eval --real/--fake SRC` names: a run or exported generator (n samples drawn, from noise truncated
     at psi `truncation` if given), a folder of images, or a dataset as NAME or NAME:train / NAME:heldout."""
     from . import evaluation, export
-    from . import params as params_mod
-    from ._components import DataContext
 
     path = Path(text).expanduser()
     if path.is_file() and export.is_export(path) or (path / "checkpoints" / "last.pt").is_file():

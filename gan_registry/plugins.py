@@ -20,6 +20,7 @@ import pluggy
 from . import hookspecs
 from ._components import HOOKS, Component, Origin
 from ._registry import PluginInfo, Registry, _normal
+from ._version import __version__
 from .errors import PluginContractError, PluginFailure, PluginLoadError, PluginWarning, RunStopped, TooLarge, UserError
 
 ENTRY_POINT_GROUP = "gan_registry"
@@ -302,8 +303,6 @@ def load_registry(
         info = PluginInfo(name)
         registry.plugins.append(info)
         candidates.append((info, module))
-
-    from ._version import __version__
 
     # The core's own duties (checkpoints, samples, the log, evaluation, ...) are loaded by name, as datasette and
     # llm load their default plugins: loading plugins does not import the engine they belong to.

@@ -259,8 +259,6 @@ class _ToyObjective:
     def phases(self, models):
         from torch.optim import Adam
 
-        from ._components import Phase
-
         lr = self.params.lr
         return [
             Phase(name="discriminator", loss=self._discriminator_loss,
