@@ -17,7 +17,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import _threads, checkpoint
+import torch
+
+from . import _distributed, _threads, checkpoint
 from ._version import __version__
 from ._components import KIND_BY_NAME
 from ._plan import EMA_KEY, Plan, Settings, make_plan
@@ -80,11 +82,7 @@ def _processes(run_dir: Path, world: Any, step: int) -> list[dict[str, Any]]:
 
 def write_config(run_dir: Path, plan: Plan, world: Any = None, step: int = 0) -> None:
     """The run's config.json; in a distributed run rank 0 alone writes it."""
-    import torch
-
-    from ._distributed import current
-
-    world = world or current()
+    world = world or _distributed.current()
     if not world.main:
         return
     config = {
@@ -198,9 +196,7 @@ def fitting(run_dir: Path) -> Iterator[None]:
 def writing(run_dir: Path) -> Iterator[None]:
     """The run folder's lock while training writes in it; rank 0 alone writes, so it alone locks (torchrun's
     RANK, since a resume joins the job only once it reopens the run)."""
-    from ._distributed import launched
-
-    main = not launched() or os.environ.get("RANK") == "0"
+    main = not _distributed.launched() or os.environ.get("RANK") == "0"
     with _runlock.writing(run_dir) if main else contextlib.nullcontext():
         yield
 
@@ -268,8 +264,6 @@ def load_networks(registry: Registry, run_dir: Path, device: str = "cpu", checkp
 
     In a run with a generator average (`--ema`), "generator" is the average (False for `average`: the trained
     weights), and the other one is there too, as "generator_ema" or "generator_trained"."""
-    import torch
-
     plan, _ = plan_for_run(registry, run_dir, for_training=False)
     state = checkpoint.load(Path(run_dir) / "checkpoints" / checkpoint_name)
     networks = torch.nn.ModuleDict(plan.build_networks(device))
