@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# torch (~3 s), PIL, tqdm and the engine's modules are imported inside the duties that use them: `gan list` and
+# `gan describe` load this module (the core's own plugin), and start without them.
 from . import _threads
 from ._components import EMA_KEY, Callback
 from ._loggers import CsvLog, JsonlLog

@@ -179,7 +179,7 @@ class Phase:
 
 def standard_normal(n: int, latent_dim: int, device: Any, generator: Any = None) -> Any:
     """The default latent prior: N(0, I) noise of shape (n, latent_dim)."""
-    import torch
+    import torch  # ~3 s: every plugin and `gan --help` import this module; only drawing needs torch
 
     return torch.randn(n, latent_dim, device=device, generator=generator)
 

@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
+# torch (~3 s, through the engine's modules) and plugin loading (importlib.metadata) are imported inside the
+# functions that train and measure: `gan matrix show` prints matrix.json without them.
 from . import _matrix_pictures as matrix_pictures
 from . import _threads as threads_mod
 from . import params as params_mod

@@ -20,6 +20,9 @@ from ._registry import AmbiguousComponentError, Registry
 from .errors import IncompatibleError, ParameterError, PluginFailure, UnknownComponentError, UserError
 from .plugins import blame
 
+# torch (~3 s) is imported inside the checks that build and run networks: `gan describe` loads this module and
+# needs no torch.
+
 PARAM_SLOTS = tuple(k.flag for k in KINDS)
 """The `-p SLOT.PARAM=VALUE` groups: one per kind (`arch` spreads over the architecture's pieces)."""
 

@@ -23,6 +23,9 @@ from typing import Any
 from . import _runlock, _threads
 from .errors import UserError
 
+# The engine (torch: ~3 s) and plugin loading (importlib.metadata: ~25 ms) are imported inside the methods that use
+# them: `import gan_registry`, every plugin and `gan --help` load this module, and start without them.
+
 
 def load_plugins(env: dict[str, str] | None = None):
     """Every installed plugin, loaded into a `Registry` (what each `gan` command starts with)."""
