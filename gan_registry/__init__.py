@@ -73,6 +73,9 @@ from .protocols import (
 
 from ._version import __version__
 
+# The three helpers below import torch's modules when called (torch: ~3 s): every plugin and `gan --help` import
+# this package, and start without torch.
+
 
 def load_weights(path):
     """A weights file (a state dict saved with torch.save) opened as untrusted input: plain tensors only.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -27,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# torch (~3 s), PIL, tqdm and the engine's modules are imported inside the duties that use them: `gan list` and
+# `gan describe` load this module (the core's own plugin), and start without them.
 from . import _threads
 from ._components import EMA_KEY, Callback
 from ._loggers import CsvLog, JsonlLog
@@ -258,8 +261,6 @@ class Evaluation:
         from .evaluation import ImageSet
         from .generate import decode, latents
 
-        import time
-
         started = time.perf_counter()
         evaluator, settings, world = run.plan.evaluator, run.plan.settings, run.world
         generator, device, n = run.sampling_generator, run.device, settings.eval_samples
@@ -389,8 +390,6 @@ class Progress:
         self.finished = False
 
     def on_train_start(self, run: Any) -> None:
-        import shutil
-
         self.finished = False
         self.began, self.first = time.monotonic(), run.step
         self.said = self.began

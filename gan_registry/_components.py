@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal
 
+from .errors import IncompatibleError
+
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
 EMA_KEY = "generator_ema"
@@ -104,8 +106,6 @@ def resolve_norm(requested: str, spec: NetworkSpec, *, usual: str = "batch", per
     "auto" becomes `usual`, or `per_sample` when the objective forbids BatchNorm in the
     discriminator; an explicit "batch" is then refused with the reason.
     """
-    from .errors import IncompatibleError
-
     forbids_batchnorm = not spec.needs.discriminator_batchnorm
     if requested == "batch" and forbids_batchnorm:
         raise IncompatibleError(
@@ -183,7 +183,7 @@ class Phase:
 
 def standard_normal(n: int, latent_dim: int, device: Any, generator: Any = None) -> Any:
     """The default latent prior: N(0, I) noise of shape (n, latent_dim)."""
-    import torch
+    import torch  # ~3 s: every plugin and `gan --help` import this module; only drawing needs torch
 
     return torch.randn(n, latent_dim, device=device, generator=generator)
 
@@ -497,8 +497,6 @@ class ExtractorContext:
 
 def to_unit(images: Any, value_range: tuple[float, float] | None) -> Any:
     """Images (N, C, H, W) in a value range as floats in [0, 1], the form every feature extractor takes."""
-    from .errors import IncompatibleError
-
     if images.ndim != 4:
         raise IncompatibleError(f"image metrics need images (N, C, H, W); these samples have shape "
                                 f"{tuple(images.shape)}")

@@ -14,7 +14,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def registry():
-    from .plugins import load_registry
+    from .plugins import load_registry  # importlib.metadata, ~25 ms: `gan --help` loads this module
 
     warnings.showwarning = _show_warning
     return load_registry()

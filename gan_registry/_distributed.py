@@ -15,8 +15,10 @@ Layer: engine (docs/architecture.md).
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -209,8 +211,6 @@ def join(device: torch.device) -> tuple[World, torch.device]:
         kwargs = {"device_id": device} if device.type == "cuda" else {}
         torch.distributed.init_process_group(backend, **kwargs)
     flags = torch.distributed.new_group(backend="gloo") if backend == "nccl" else None
-    import atexit
-
     atexit.register(_leave)
     _joined = World(torch.distributed.get_rank(), torch.distributed.get_world_size(), local_rank, backend, flags)
     return _joined, device
@@ -233,8 +233,6 @@ def hand_to_torchrun(nproc: int, plan: Any, extra: tuple[str, ...] = ()) -> None
 
     The run's checks come first, here, so that a mistake is one line and exit 2 before any process starts. The
     process then becomes torchrun (exec): a scheduler's signals and the exit status are torchrun's own."""
-    import sys
-
     if launched():
         raise UserError("--nproc starts torchrun itself; under torchrun leave it out")
     settings = plan.settings

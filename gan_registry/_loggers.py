@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 
 def _write_error(path: Path, error: OSError):
-    from .checkpoint import write_error
+    from .checkpoint import write_error  # checkpoint loads torch (~3 s): `gan list` loads this module, without torch
 
     return write_error(str(path), error)
 

@@ -25,7 +25,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
+# torch (~3 s, through the engine's modules) and plugin loading (importlib.metadata) are imported inside the
+# functions that train and measure: `gan matrix show` prints matrix.json without them.
+from . import _matrix_pictures as matrix_pictures
 from . import _threads as threads_mod
+from . import params as params_mod
+from ._components import DataContext
+from ._files import read_text
+from ._runlock import writing
+from ._version import __version__
 from .errors import UserError
 
 DEFAULT_DATASET = "digits"
@@ -261,8 +269,6 @@ RECORD_LIMIT = 16 * 2**20
 def _read_json(path: Path) -> Any:
     """A record the matrix wrote, or None where it is missing, not a regular file, too large or not JSON (the
     cell is then measured again)."""
-    from ._files import read_text
-
     try:
         return json.loads(read_text(path, limit=RECORD_LIMIT))
     except (OSError, ValueError, RecursionError):
@@ -309,8 +315,6 @@ def floor_of(registry: Any, data: DataChoice, metrics: tuple[str, ...], samples:
 
 
 def _data_source(registry: Any, data: DataChoice) -> tuple[Any, Any, Any]:
-    from . import params as params_mod
-    from ._components import DataContext
     from .plugins import blame
 
     dataset = registry.get("dataset", data.name)
@@ -351,7 +355,6 @@ def matrix(dataset: str | list[str] | tuple[str, ...] = DEFAULT_DATASET, arch: l
            metric: list[str] | tuple[str, ...] = (), registry: Any = None,
            say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train and measure every accepted pair (what `gan matrix` does); returns what matrix.json holds."""
-    from ._runlock import writing
     from .plugins import load_registry
 
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -461,8 +464,6 @@ def describe(record: dict[str, Any]) -> str:
 
 def _summary(cells: list[Cell], records: dict[str, dict[str, Any]], floors: dict[str, Any], out: Path,
              steps: int | None, samples: int, seed: int, threads: int, workers: int) -> dict[str, Any]:
-    from ._version import __version__
-
     rows = []
     for cell in cells:
         if cell.refused is not None:
@@ -500,7 +501,6 @@ def write_outputs(out: Path, result: dict[str, Any]) -> None:
 
     with replacing(out / "matrix.csv", str(out / "matrix.csv"), kept="") as (f, _):
         f.write(text.getvalue().encode())
-    from . import _matrix_pictures as matrix_pictures
 
     matrix_pictures.heatmap(result, out / "heatmap.png")
     matrix_pictures.contact_sheet(result, out, out / "contact-sheet.png")
@@ -508,8 +508,6 @@ def write_outputs(out: Path, result: dict[str, Any]) -> None:
 
 def read(out: Path) -> dict[str, Any]:
     """A matrix folder's matrix.json, checked enough to print."""
-    from ._files import read_text
-
     path = Path(out) / "matrix.json"
     if not path.is_file():
         raise UserError(f"{out} holds no matrix.json (make one with `gan matrix --out {out}`)")

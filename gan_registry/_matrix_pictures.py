@@ -41,7 +41,7 @@ def _text(row: dict[str, Any]) -> str:
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # ~0.9 s with pyplot: `gan matrix show` loads this module (through _matrix) and draws nothing
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt

@@ -4,6 +4,7 @@ Layer: plan (docs/architecture.md).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -13,11 +14,14 @@ from typing import Any
 
 from . import params as params_mod
 from .params import in_group, spread_params
-from ._components import (EMA_KEY, KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Scale,
-                          latent_sampler)
+from ._components import (EMA_KEY, KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Phase,
+                          Scale, latent_sampler)
 from ._registry import AmbiguousComponentError, Registry
 from .errors import IncompatibleError, ParameterError, PluginFailure, UnknownComponentError, UserError
 from .plugins import blame
+
+# torch (~3 s) is imported inside the checks that build and run networks: `gan describe` loads this module and
+# needs no torch.
 
 PARAM_SLOTS = tuple(k.flag for k in KINDS)
 """The `-p SLOT.PARAM=VALUE` groups: one per kind (`arch` spreads over the architecture's pieces)."""
@@ -274,8 +278,6 @@ class Plan:
                 ) from None
             networks[role] = module.to(device)
         if self.settings.ema_decay_given is not None:
-            import copy
-
             networks[EMA_KEY] = copy.deepcopy(networks["generator"]).requires_grad_(False)
         return networks
 
@@ -394,8 +396,6 @@ def _require_tensor(component: Any, value: Any, what: str) -> None:
 
 def check_phases(objective: Any, phases: Any) -> None:
     """An objective's phases: a non-empty list of Phase with distinct names."""
-    from ._components import Phase
-
     where = f"objective '{objective.name}' from {objective.origin} broke its contract:"
     if not isinstance(phases, (list, tuple)) or not phases or not all(isinstance(p, Phase) for p in phases):
         raise PluginFailure(f"{where} phases() must return a non-empty list of gan_registry.Phase, got {phases!r:.80}")

@@ -6,6 +6,7 @@ Layer: engine (docs/architecture.md).
 """
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -112,8 +113,6 @@ def configure_kernels(device: torch.device, deterministic: bool) -> None:
     """`--deterministic`: PyTorch's deterministic algorithms (an op without one is an error naming it), cuDNN
     without autotuning, cuBLAS with a fixed workspace; otherwise cuDNN picks its fastest convolutions, unless the
     process chose deterministic algorithms itself (a script's own setting is left as it is)."""
-    import os
-
     if deterministic:
         torch.use_deterministic_algorithms(True)
     if device.type == "cuda":

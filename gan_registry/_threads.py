@@ -75,7 +75,7 @@ def choose(asked: int | None = None, recorded: int | None = None) -> tuple[int, 
 
 def use(asked: int | None = None, recorded: int | None = None) -> dict[str, Any]:
     """Set torch's CPU thread count for this process and remember why (the run's config shows it)."""
-    import torch
+    import torch  # ~3 s: `gan --help` loads this module (through api), without torch
 
     count, why = choose(asked, recorded)
     torch.set_num_threads(count)

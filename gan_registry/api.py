@@ -20,7 +20,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from . import _runlock, _threads
 from .errors import UserError
+
+# The engine (torch: ~3 s) and plugin loading (importlib.metadata: ~25 ms) are imported inside the methods that use
+# them: `import gan_registry`, every plugin and `gan --help` load this module, and start without them.
 
 
 def load_plugins(env: dict[str, str] | None = None):
@@ -103,7 +107,7 @@ class Run:
         `device` moves a run opened from disk to another device (`cpu`, `cuda`, ...); `threads` sets torch's CPU
         threads (default: this machine's free share of its cores; a resumed run keeps the count it started with).
         """
-        from . import _threads, runs
+        from . import runs
 
         if steps is not None and epochs is not None:
             raise UserError("give steps or epochs, not both")
@@ -248,7 +252,6 @@ def matrix(dataset: Any = "digits", arch: Any = (), objective: Any = (), **optio
 # -- a run's life: begin a new one, reopen one on disk, train it -------------------------------------------------
 def _begin(plan: Any, run_dir: Path, progress: bool):
     """Seed, build the trainer and write the run folder's config: a new run, ready to train."""
-    from . import _runlock
     from ._distributed import join
     from .runs import check_new_run_dir, remove_unfinished, write_config
     from .training import Trainer, resolve_device, seed_everything

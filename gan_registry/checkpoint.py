@@ -12,8 +12,10 @@ import contextlib
 import errno
 import os
 import pickle
+import pickletools
 import random
 import re
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -23,6 +25,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 import torch
 
+from ._files import NotARegularFile, open_regular
 from .errors import CheckpointError, WriteError
 
 FORMAT_VERSION = 2
@@ -178,8 +181,6 @@ def _link_atomic(source: Path, target: Path) -> None:
         except OSError as error:
             if error.errno == errno.ENOSPC:
                 raise
-            import shutil
-
             shutil.copyfile(source, tmp)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -227,8 +228,6 @@ def _refused(path: Path, what: str, kind: str = "checkpoint") -> CheckpointError
 
 def _pickle_globals(f: BinaryIO) -> list[str]:
     """Names a plain pickle file would import, read from its opcodes without executing any."""
-    import pickletools
-
     names: list[str] = []
     strings: list[str] = []
     try:
@@ -247,8 +246,6 @@ def _pickle_globals(f: BinaryIO) -> list[str]:
 def open_user_file(path: Path, kind: str) -> BinaryIO:
     """`path` opened for reading if it is a regular file: a FIFO would block the open until a writer came, so it
     is opened without blocking and refused, as are devices and folders."""
-    from ._files import NotARegularFile, open_regular
-
     try:
         return open_regular(path)
     except (FileNotFoundError, NotADirectoryError):

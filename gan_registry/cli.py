@@ -1,18 +1,27 @@
-"""The `gan` command. Heavy imports (torch, plugins) happen inside commands, not at start-up.
+"""The `gan` command. Heavy imports happen inside the commands that need them, not at start-up: the engine's
+modules (torch: ~3 s), plugin loading (`_plan`, `_console.registry`: importlib.metadata, ~25 ms), tomllib and
+traceback (~2 ms each). `gan --help` starts without them.
 
 Layer: front ends (docs/architecture.md).
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import _console
+from . import _console, _threads
+from . import params as params_mod
 from ._components import PRECISION_NAMES, Scale, kind_named, kind_words
+from ._files import read_text
+from ._runlock import check_free
+from .api import Run
 from .scaffold import new_plugin_command
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
@@ -24,7 +33,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (UserError, PluginLoadError) as error:
             if isinstance(error, PluginLoadError) and error.__cause__ is not None:  # strict mode: for the author
-                import traceback
+                import traceback  # ~2 ms that `gan --help` need not pay: only a plugin author's error prints it
 
                 traceback.print_exception(error.__cause__, file=sys.stderr)
             if getattr(error, "quiet", False):  # a distributed run's other ranks: rank 0 says it once
@@ -65,8 +74,6 @@ def _registry():
 def cli(debug: bool) -> None:
     """Train GANs from installed architecture, objective and dataset plugins."""
     if debug:
-        import os
-
         os.environ["GAN_REGISTRY_DEBUG"] = "1"
 
 
@@ -93,8 +100,6 @@ def plugins_command(as_json: bool) -> None:
 
 
 def _component_row(c) -> dict[str, Any]:
-    from . import params
-
     row = {
         "kind": c.kind,
         "name": c.name,
@@ -102,7 +107,7 @@ def _component_row(c) -> dict[str, Any]:
         "plugin": c.origin.plugin if c.origin else None,
         "distribution": c.origin.distribution if c.origin else None,
         "version": c.origin.version if c.origin else None,
-        "parameters": params.describe(c.params),
+        "parameters": params_mod.describe(c.params),
     }
     if c.kind == "architecture":
         row["pieces"] = c.pieces()
@@ -150,8 +155,6 @@ def describe_command(name: str, kind: str | None, as_json: bool) -> None:
     registry = _registry()
     found = [registry.get(kind_named(kind).name, name)] if kind else registry.find(name)
     if not found:
-        import difflib
-
         every = sorted({c.name for c in registry.components()})
         close = difflib.get_close_matches(name, every, n=3, cutoff=0.5)
         raise UserError(f"no component named '{name}'" + (f"; did you mean {', '.join(close)}?" if close else ""))
@@ -204,11 +207,11 @@ TOML_LIMIT = 1 << 20
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # tomllib: ~3 ms (its parser compiles regular expressions as it loads) that only `--config` needs
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
-    from ._files import read_text
 
     try:
         data = tomllib.loads(read_text(path, limit=TOML_LIMIT))
@@ -228,8 +231,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tuple[str, ...]):
     """TOML settings first, then command-line flags over them."""
-    import dataclasses
-
     from ._plan import Settings
 
     known = {f.name for f in dataclasses.fields(Settings)} - {"params"}
@@ -326,13 +327,10 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 def run_command(param: tuple[str, ...], config_path: Path | None, out: Path | None, no_progress: bool,
                 nproc: int | None, threads: int | None, **flags: Any) -> None:
     """Train a GAN: gan run --arch mlp --objective gan --dataset gaussians."""
-    from .api import Run
-
     settings = _settings(config_path, flags, param)
     run = Run.from_settings(settings, out=out, registry=_registry(), progress=not no_progress)
     if nproc is not None:  # checked here first: a mistake is one line and exit 2, before any process starts
         from ._distributed import hand_to_torchrun
-        from ._runlock import check_free
 
         check_free(run.dir)
         hand_to_torchrun(nproc, run._plan, extra=() if out is not None else ("--out", str(run.dir)))
@@ -360,14 +358,11 @@ def _done(run_dir: Path) -> None:
 def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device: str | None, nproc: int | None,
                    no_progress: bool, threads: int | None) -> None:
     """Continue a run from its last checkpoint, to a new total if given."""
-    from .api import Run
-
     if epochs is not None and steps is not None:
         raise UserError("give --epochs or --steps, not both")
     run = Run.open(run_dir, registry=_registry(), progress=not no_progress)
     if nproc is not None:
         from ._distributed import hand_to_torchrun
-        from ._runlock import check_free
 
         check_free(run_dir)
         hand_to_torchrun(nproc, run._plan)
@@ -487,7 +482,7 @@ def eval_command(run_dir: Path | None, metrics: tuple[str, ...], count: int, see
 
     Each number comes with its protocol: extractor, generated samples, reference split and size, resizing.
     """
-    from . import _threads, generate
+    from . import generate
     from .training import resolve_device
 
     _threads.use(threads)

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ._distributed import SINGLE
 from .errors import STOP_EXIT_CODES, UserError
 
 
@@ -73,8 +74,6 @@ class Batches:
 
     def __init__(self, source: Any, batch_size: int, seed: int, device: torch.device, workers: int = 2,
                  labels: torch.Tensor | None = None, world: Any = None) -> None:
-        from ._distributed import SINGLE
-
         self.world = world or SINGLE
         self.in_memory = isinstance(source, torch.Tensor)
         if labels is not None and len(labels) != len(source):

@@ -11,16 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
+from safetensors import SafetensorError
+from safetensors.torch import safe_open, save_file
 
 from . import params as params_mod
 from .params import in_group, spread_params
 from ._components import ExtractorContext, Features, to_unit
 from ._registry import Registry
+from .checkpoint import preserved_rng
 from .errors import IncompatibleError, PluginFailure, UserError
 from .plugins import blame
 
@@ -119,9 +125,6 @@ def reference_of(dataset: Any, params: Any, data: Any, data_dir: str | None, spl
 
 def read_image_folder(folder: Path, limit: int | None = None) -> ImageSet:
     """Every image file under `folder` (sorted by path), as uint8 values read by Pillow; one size for all."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise UserError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
@@ -185,8 +188,6 @@ class Evaluator:
     # -- features ---------------------------------------------------------------------------
     def built_extractor(self) -> Any:
         if self._built is None:
-            from .checkpoint import preserved_rng
-
             reference = self.reference
             context = ExtractorContext(device=torch.device(self.device), cache_dir=cache_dir("extractors"),
                                        data=reference.data if reference else None,
@@ -294,9 +295,6 @@ class Evaluator:
 
 
 def _read_cached(path: Path, key: str) -> Features | None:
-    from safetensors import SafetensorError
-    from safetensors.torch import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             if (f.metadata() or {}).get("key") != key:
@@ -308,8 +306,6 @@ def _read_cached(path: Path, key: str) -> Features | None:
 
 
 def _write_cached(path: Path, key: str, features: Features) -> None:
-    from safetensors.torch import save_file
-
     tensors = {"features": features.features.contiguous()}
     if features.logits is not None:
         tensors["logits"] = features.logits.contiguous()
@@ -319,8 +315,6 @@ def _write_cached(path: Path, key: str, features: Features) -> None:
         save_file(tensors, str(tmp), metadata={"key": key})
         os.replace(tmp, path)
     except OSError as error:  # a read-only or full cache costs time next run, not this result
-        import warnings
-
         warnings.warn(f"could not cache reference features in {path.parent}: {error.strerror or error}", stacklevel=2)
 
 

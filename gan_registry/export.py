@@ -14,13 +14,18 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
 from . import params as params_mod
 from ._version import __version__
-from ._components import NetworkSpec, Needs
+from ._components import NetworkSpec, Needs, latent_sampler, standard_normal
 from ._registry import Registry
 from .checkpoint import open_user_file, replacing, shown
 from .errors import UnknownComponentError, UserError
 from .plugins import blame
+from .runs import load_networks
 
 FORMAT = "gan-registry-generator/1"
 SUFFIX = ".safetensors"
@@ -48,10 +53,6 @@ def is_export(path: Path) -> bool:
 
 def export(registry: Registry, run_dir: Path, out: Path, *, force: bool = False) -> Path:
     """Write the run's generator (weights of its last checkpoint) and its description to `out`."""
-    from safetensors.torch import save
-
-    from .runs import load_networks
-
     out = Path(out)
     if out.suffix != SUFFIX:
         raise UserError(f"-o {out}: an export is a {SUFFIX} file")
@@ -94,8 +95,6 @@ def _component(registry: Registry, kind: str, record: dict[str, Any], path: Path
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-
     open_user_file(path, "exported generator").close()  # safe_open takes a name: a FIFO is refused before it
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -161,8 +160,6 @@ def _field(metadata: dict[str, str], name: str, path: Path, fits: Callable[[Any]
 
 def load(registry: Registry, path: Path) -> ExportedGenerator:
     """Rebuild the generator of an exported file, in eval mode, on the CPU."""
-    from ._components import latent_sampler, standard_normal
-
     path = Path(path)
     tensors, metadata = _read(path)
     record = _field(metadata, "generator", path, _is_record, RECORD)
@@ -202,7 +199,6 @@ def load(registry: Registry, path: Path) -> ExportedGenerator:
         raise UserError(f"{path}: its weights do not fit generator '{component.name}' as installed now ({first})") \
             from None
     generator.eval()
-    import torch
 
     return ExportedGenerator(generator, prior, latent_dim, sample_shape, spec.value_range, metadata,
                              tuple(classes) if classes else None,

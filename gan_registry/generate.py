@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
-from . import _conditioning, checkpoint, render
+from . import _conditioning, checkpoint, evaluation, export, render
+from . import params as params_mod
 from ._registry import Registry
 from .errors import UserError
 from .plugins import blame
 from .runs import load_networks
-from ._components import latent_sampler, standard_normal
+from ._components import DataContext, latent_sampler, standard_normal
 
 CHUNK = 1024
 MAX_SAMPLES = 1_000_000
@@ -170,8 +172,6 @@ class Loaded:
 
 def load_generator(registry: Registry, source: Path) -> Loaded:
     """The generator of a run directory (its average where it keeps one) or of a `gan export` file."""
-    from . import export
-
     if export.is_export(source):
         exported = export.load(registry, source)
         return Loaded(exported.generator, exported.prior, exported.latent_dim, exported.sample_shape,
@@ -184,8 +184,6 @@ def load_generator(registry: Registry, source: Path) -> Loaded:
 
 def weights_file(source: Path, checkpoint_name: str = "last.pt") -> Path:
     """The file whose weights a run directory's or an exported generator's samples come from."""
-    from . import export
-
     return Path(source) if export.is_export(source) else Path(source) / "checkpoints" / checkpoint_name
 
 
@@ -247,8 +245,6 @@ def write_samples(samples: torch.Tensor, out: Path, value_range: tuple[float, fl
         elif suffix == ".pt":
             torch.save(samples, f)
         else:
-            import numpy as np
-
             np.save(f, samples.numpy())
     return out
 
@@ -296,8 +292,6 @@ def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int
     `extractor_params` to the feature extractor (`-p extractor.NAME=VALUE`). Feature metrics compare with the
     run's dataset: its held-out split where that is large enough (or `reference_split`), else its training split.
     """
-    from . import evaluation
-
     check_count("--samples", n)
     plan, networks = load_networks(registry, run_dir, checkpoint_name=checkpoint_name)
     check_count("--samples", n, plan.spec.sample_shape)
@@ -332,10 +326,6 @@ def image_source(registry: Registry, text: str, n: int, seed: int, dataset_param
                  data_dir: str | None, reference_split: str, truncation: float | None = None) -> Any:
     """What `gan eval --real/--fake SRC` names: a run or exported generator (n samples drawn, from noise truncated
     at psi `truncation` if given), a folder of images, or a dataset as NAME or NAME:train / NAME:heldout."""
-    from . import evaluation, export
-    from . import params as params_mod
-    from ._components import DataContext
-
     path = Path(text).expanduser()
     if path.is_file() and export.is_export(path) or (path / "checkpoints" / "last.pt").is_file():
         drawn = samples_of(registry, path, n, seed, for_metrics=True, truncation=truncation, flag="--samples")
@@ -364,7 +354,6 @@ def compare(registry: Registry, real: str, fake: str, metrics: tuple[str, ...], 
     reference = image_source(registry, real, n, seed, params.get("dataset", {}), data_dir, reference_split)
     generated = image_source(registry, fake, n, seed, params.get("dataset", {}), data_dir, reference_split,
                              truncation)
-    from . import evaluation
 
     default = reference.dataset.extractor if reference.dataset is not None else None
     evaluator = evaluation.Evaluator.choose(registry, metrics, params, extractor, reference,

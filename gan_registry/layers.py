@@ -12,6 +12,7 @@ from typing import Any, Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as parametrize
 
 NORMS = ("batch", "instance", "layer", "none")
 """Names `norm` takes. Per-sample ones (instance, layer, none) keep each sample's score independent of its
@@ -70,8 +71,6 @@ def spectral_norm(module: nn.Module,
     Uses torch's parametrisation, whose power-iteration vectors are buffers: they are in the state dict,
     so checkpoints and resume carry them.
     """
-    from torch.nn.utils.parametrizations import spectral_norm as parametrize
-
     for m in list(module.modules()):
         if isinstance(m, tuple(kinds)) and not hasattr(m, "parametrizations"):
             parametrize(m)

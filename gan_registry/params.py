@@ -51,8 +51,8 @@ def convert(value: Any, tp: Any) -> Any:
                 return convert(value, arg)
             except ValueError as error:
                 errors.append(error)
-        if len(options) == 1:  # an optional value: say what the value itself should be
-            raise ValueError(f"{errors[0]}{', or none' if type(None) in args else ''}")
+        if len(options) == 1:  # X | None (a Union of one type is that type): say what the value itself should be
+            raise ValueError(f"{errors[0]}, or none")
         raise ValueError(f"expected {type_name(tp)}")
     if origin is Literal:
         for choice in args:

@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from . import generate, render
+from . import evaluation, export, generate, render
 from ._components import standard_normal
 from ._registry import Registry
+from .evaluation import Features, ImageSet
 from .errors import IncompatibleError, UserError
 from .plugins import blame
 
@@ -171,8 +172,6 @@ class TrainingNeighbours:
                ) -> TrainingNeighbours:
         """The training split of the run's dataset, featured as `gan eval` features it (its default extractor,
         the cached reference features)."""
-        from . import evaluation
-
         train = _reference(plan, "train")
         evaluator = evaluation.Evaluator.choose(registry, ["fid"], {}, extractor, train,
                                                 default_extractor=plan.dataset.extractor, device=device,
@@ -180,8 +179,6 @@ class TrainingNeighbours:
         return cls(evaluator, train, _featured(evaluator, evaluator.reference_features).features)
 
     def features_of(self, images: torch.Tensor, value_range: tuple[float, float] | None) -> torch.Tensor:
-        from .evaluation import ImageSet
-
         return _featured(self.evaluator, lambda: self.evaluator.features(ImageSet(images, value_range, ""))).features
 
     def nearest(self, features: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,8 +191,6 @@ class TrainingNeighbours:
 
 
 def _reference(plan: Any, split: str, limit: int | None = None) -> Any:
-    from . import evaluation
-
     extra = {} if limit is None else {"limit": limit}
     return evaluation.reference_of(plan.dataset, plan.params["dataset"], plan.data, plan.settings.data_dir, split,
                                    **extra)
@@ -295,9 +290,6 @@ def nearest(registry: Registry, source: Path, n: int | None, seed: int, out: Pat
             device: str = "cpu") -> Nearest:
     """`gan sample --nearest`: `n` samples (a row each) beside their `k` nearest training images, and how much
     closer to the training images the samples are than held-out images."""
-    from . import export
-    from .evaluation import Features
-
     rows, k = NEAREST_ROWS if n is None else n, NEAREST_K if k is None else k
     if rows < 1 or k < 1:
         raise UserError("-n and --nearest-k must be at least 1")

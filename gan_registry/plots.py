@@ -108,7 +108,7 @@ def plot(run_dirs: list[Path], out: Path, keys: tuple[str, ...] = (), weight: fl
         raise UserError(f"--smooth is a weight in [0, 1), got {weight}")
     logs = [read_log(d) for d in run_dirs]
     chosen = choose_keys(logs, keys)
-    import matplotlib
+    import matplotlib  # ~0.9 s with pyplot: only drawing needs it; `gan runs` and the matrix read logs through here
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt

@@ -10,6 +10,8 @@ import difflib
 import importlib
 import importlib.metadata
 import os
+import signal
+import threading
 import warnings
 from typing import Iterable, Iterator
 
@@ -18,6 +20,7 @@ import pluggy
 from . import hookspecs
 from ._components import HOOKS, Component, Origin
 from ._registry import PluginInfo, Registry, _normal
+from ._version import __version__
 from .errors import PluginContractError, PluginFailure, PluginLoadError, PluginWarning, RunStopped, TooLarge, UserError
 
 ENTRY_POINT_GROUP = "gan_registry"
@@ -212,9 +215,6 @@ class _UserInterrupt:
         self._previous = None
 
     def __enter__(self) -> "_UserInterrupt":
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -225,8 +225,6 @@ class _UserInterrupt:
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
-            import signal
-
             signal.signal(signal.SIGINT, self._previous)
 
 
@@ -305,8 +303,6 @@ def load_registry(
         info = PluginInfo(name)
         registry.plugins.append(info)
         candidates.append((info, module))
-
-    from ._version import __version__
 
     # The core's own duties (checkpoints, samples, the log, evaluation, ...) are loaded by name, as datasette and
     # llm load their default plugins: loading plugins does not import the engine they belong to.

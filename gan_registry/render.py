@@ -8,13 +8,12 @@ import math
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw
 
 SCATTER_SIZE = 512
 
 
 def _scatter(points: torch.Tensor, path: Path, centres: torch.Tensor | None = None) -> None:
-    from PIL import Image, ImageDraw
-
     image = Image.new("RGB", (SCATTER_SIZE, SCATTER_SIZE), "white")
     draw = ImageDraw.Draw(image)
     finite = points[torch.isfinite(points).all(dim=1)]
@@ -70,8 +69,6 @@ def grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:
 
 
 def _grid_image(images: torch.Tensor, value_range, nrow: int):
-    from PIL import Image
-
     lo, hi = value_range if value_range is not None else (float(images.min()), float(images.max()))
     tiled = grid(((images - lo) / max(hi - lo, 1e-12)).clamp(0, 1), nrow)
     # torchvision's save_image rounding: x * 255 + 0.5, truncated
@@ -92,7 +89,6 @@ def save_animation(frames: torch.Tensor, path: Path, value_range: tuple[float, f
     frames = frames.detach().float().cpu()
     if value_range is None:
         value_range = (float(frames.min()), float(frames.max()))
-    from PIL import Image
 
     pictures = [_grid_image(frame, value_range, per_row) for frame in frames]
     # GIF frames hold 256 colours: grey images are exact in them; colour ones are not dithered, since dither noise

@@ -10,12 +10,16 @@ import json
 import os
 import platform
 import shutil
+import stat
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import _threads, checkpoint
+import torch
+
+from . import _distributed, _threads, checkpoint
 from ._version import __version__
 from ._components import KIND_BY_NAME
 from ._plan import EMA_KEY, Plan, Settings, make_plan
@@ -78,11 +82,7 @@ def _processes(run_dir: Path, world: Any, step: int) -> list[dict[str, Any]]:
 
 def write_config(run_dir: Path, plan: Plan, world: Any = None, step: int = 0) -> None:
     """The run's config.json; in a distributed run rank 0 alone writes it."""
-    import torch
-
-    from ._distributed import current
-
-    world = world or current()
+    world = world or _distributed.current()
     if not world.main:
         return
     config = {
@@ -172,8 +172,6 @@ def plan_for_run(registry: Registry, run_dir: Path, *, for_training: bool = True
             continue
         now = current[slot]
         if was.get("version") != now.get("version"):
-            import warnings
-
             warnings.warn(
                 f"{slot} '{was.get('name')}' was {was.get('distribution')} {was.get('version')} for this run,"
                 f" now {now.get('distribution')} {now.get('version')}",
@@ -198,9 +196,7 @@ def fitting(run_dir: Path) -> Iterator[None]:
 def writing(run_dir: Path) -> Iterator[None]:
     """The run folder's lock while training writes in it; rank 0 alone writes, so it alone locks (torchrun's
     RANK, since a resume joins the job only once it reopens the run)."""
-    from ._distributed import launched
-
-    main = not launched() or os.environ.get("RANK") == "0"
+    main = not _distributed.launched() or os.environ.get("RANK") == "0"
     with _runlock.writing(run_dir) if main else contextlib.nullcontext():
         yield
 
@@ -208,8 +204,6 @@ def writing(run_dir: Path) -> Iterator[None]:
 def check_run_files(run_dir: Path) -> None:
     """What a resumed run writes to is what it wrote: a folder that someone else may have handed over holds no link
     (samples/ pointing elsewhere would take the grids there) and no FIFO or folder where a file belongs."""
-    import stat
-
     for name in (*RUN_FILES, LOCK_NAME):
         path = Path(run_dir) / name
         try:
@@ -270,8 +264,6 @@ def load_networks(registry: Registry, run_dir: Path, device: str = "cpu", checkp
 
     In a run with a generator average (`--ema`), "generator" is the average (False for `average`: the trained
     weights), and the other one is there too, as "generator_ema" or "generator_trained"."""
-    import torch
-
     plan, _ = plan_for_run(registry, run_dir, for_training=False)
     state = checkpoint.load(Path(run_dir) / "checkpoints" / checkpoint_name)
     networks = torch.nn.ModuleDict(plan.build_networks(device))

@@ -13,7 +13,7 @@ from string import Template
 
 import click
 
-from . import __version__
+from . import __version__, _console
 from ._components import HOOKS, KIND_BY_NAME, NAME_PATTERN
 from .errors import UserError
 
@@ -44,9 +44,8 @@ def _check_name(name: str, kind: str) -> None:
                         "name (e.g. my-dataset)")
     if name in RESERVED:
         raise UserError(f"'{name}' is the name of {RESERVED[name]}; pick another name")
-    from ._console import registry  # shows a broken plugin's warning on one line, as every command does
-
-    for component in registry().find(name):
+    # _console's registry shows a broken plugin's warning on one line, as every command does
+    for component in _console.registry().find(name):
         if component.kind in KIND_COMPONENTS[kind]:
             raise UserError(f"{component.kind} '{name}' is already registered by {component.origin}; pick another name")
 

@@ -4,14 +4,24 @@ Layer: front ends (docs/architecture.md).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import math
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from torch import nn
+from torch.optim import Adam
+from torch.overrides import TorchFunctionMode
 
 from ._components import (
     Architecture,
@@ -25,14 +35,17 @@ from ._components import (
     Objective,
 )
 from ._components import Phase
+from ._plan import Settings, make_plan
 from ._registry import Registry
 from .api import Run
+from .cli import cli
 from .checkpoint import preserved_rng  # noqa: F401  (public here for plugin tests)
 # The evaluation service, for a plugin's tests that measure through it (an extractor's features, a dataset's
 # reference): public here, so that plugins import only gan_registry, gan_registry.layers and gan_registry.testing.
 from .evaluation import Evaluator, ImageSet, dataset_key, reference_of  # noqa: F401
 from .hookspecs import hookimpl
 from .plugins import load_registry
+from .training import seed_everything
 
 
 def isolated_registry(*plugins: ModuleType | tuple[str, object], entry_points: bool = False) -> Registry:
@@ -44,10 +57,6 @@ def isolated_registry(*plugins: ModuleType | tuple[str, object], entry_points: b
 def invoke_gan(*args: Any) -> Any:
     """Run the `gan` command line in this process (click's CliRunner): fast, for tables of cases; returns the
     click Result (`exit_code`, `output`). Keep one `run_gan` subprocess per exit path for the real thing."""
-    from click.testing import CliRunner
-
-    from .cli import cli
-
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
@@ -60,8 +69,6 @@ on a loaded 2-core machine can take many times its usual time (a whole suite onc
 def no_hang(seconds: int = HANG_S) -> Iterator[None]:
     """Fail the block with TimeoutError instead of waiting forever (a FIFO opened for reading blocks until a writer
     comes). Main thread only: it uses SIGALRM."""
-    import signal
-
     def hung(signum, frame):
         raise TimeoutError(f"still waiting after {seconds} s (a FIFO opened?)")
 
@@ -110,12 +117,6 @@ def count_host_syncs() -> Iterator[Any]:
     'function at file:line' (empty: none). torch's own (an optimiser's CPU step counter, fp16's GradScaler
     checking for overflow) are PyTorch's design and are left out. On a CPU they cost nothing, but they are the
     same calls that stall a GPU, so a test here keeps a hot loop free of them."""
-    import collections
-    import sys as _sys
-
-    import torch
-    from torch.overrides import TorchFunctionMode
-
     torch_dir = Path(torch.__file__).parent
     skipped = (str(torch_dir / "overrides.py"), str(torch_dir / "_tensor.py"))  # dispatch frames, not callers
     counts: collections.Counter = collections.Counter()
@@ -124,7 +125,7 @@ def count_host_syncs() -> Iterator[Any]:
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name = getattr(func, "__name__", "")
             if name in HOST_SYNCS:
-                frame = _sys._getframe(1)
+                frame = sys._getframe(1)
                 while frame is not None and frame.f_code.co_filename.startswith(skipped):
                     frame = frame.f_back
                 where = frame.f_code.co_filename if frame is not None else "?"
@@ -158,11 +159,6 @@ def build(registry: Registry | None = None, **settings: Any) -> Built:
     Raises what `gan run` would refuse with (`IncompatibleError`, `UserError`). The process's random
     states are left as they were.
     """
-    import torch
-
-    from ._plan import Settings, make_plan
-    from .training import seed_everything
-
     plan = make_plan(registry or load_registry(), Settings(**settings))
     with preserved_rng():
         seed_everything(plan.settings.seed)
@@ -198,8 +194,6 @@ class _ToyDataParams:
 
 
 def _toy_mlp(sizes: list[int]):
-    from torch import nn
-
     layers: list = [nn.Flatten()]
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers.append(nn.Linear(a, b))
@@ -209,10 +203,6 @@ def _toy_mlp(sizes: list[int]):
 
 
 def _toy_generator(params: _ToyNetParams, spec: NetworkSpec):
-    import math
-
-    from torch import nn
-
     class ToyGenerator(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -229,15 +219,11 @@ def _toy_generator(params: _ToyNetParams, spec: NetworkSpec):
 
 
 def _toy_discriminator(params: _ToyNetParams, spec: NetworkSpec):
-    import math
-
     inputs = spec.latent_dim if spec.needs.discriminator_input == "latent" else math.prod(spec.sample_shape)
     return _toy_mlp([inputs, params.hidden, 1])  # no BatchNorm: fits every objective's needs
 
 
 def _toy_encoder(params: _ToyNetParams, spec: NetworkSpec):
-    import math
-
     return _toy_mlp([math.prod(spec.sample_shape), params.hidden, spec.latent_dim])
 
 
@@ -249,9 +235,6 @@ class _ToyObjective:
 
     @staticmethod
     def _discriminator_loss(models, batch):
-        import torch
-        import torch.nn.functional as F
-
         fake = batch.fake(models.generator).detach()
         real_logits = models.discriminator(batch.real).reshape(-1)
         fake_logits = models.discriminator(fake).reshape(-1)
@@ -260,15 +243,9 @@ class _ToyObjective:
 
     @staticmethod
     def _generator_loss(models, batch):
-        import torch.nn.functional as F
-
         return F.softplus(-models.discriminator(batch.fake(models.generator)).reshape(-1)).mean()
 
     def phases(self, models):
-        from torch.optim import Adam
-
-        from ._components import Phase
-
         lr = self.params.lr
         return [
             Phase(name="discriminator", loss=self._discriminator_loss,
@@ -285,8 +262,6 @@ def _toy_data(params: _ToyDataParams, context: DataContext) -> DataSource:
     images = len(shape) == 3
 
     def load():
-        import torch
-
         g = torch.Generator().manual_seed(0)
         x = torch.randn(params.count, *shape, generator=g)
         return (0.5 * x).clamp(-1, 1) if images else 0.1 * x + 1.0

@@ -9,6 +9,7 @@ import os
 from collections import Counter
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from . import _conditioning, _distributed, _schedules, _speed, checkpoint, rende
 from ._components import Batch, latent_sampler
 from ._plan import EMA_KEY, Plan
 from .data import Batches
-from .errors import LostProcess, PluginFailure, RunStopped
+from .errors import LostProcess, PluginFailure, RunStopped, UserError
 from .plugins import blame
 
 FIXED_NOISE_SEED_OFFSET = 7919
@@ -37,8 +38,6 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not available.get(name, False):
-        from .errors import UserError
-
         raise UserError(f"device '{name}' is not available here (use --device auto or cpu)")
     return torch.device(name)
 
@@ -563,8 +562,6 @@ class Trainer:
             try:
                 method(self)
             except Exception as error:
-                import warnings
-
                 who = f"callback '{component.name}' from {component.origin}" if component else "a callback"
                 warnings.warn(f"{who} failed in teardown: {type(error).__name__}: {error}", stacklevel=2)
 
