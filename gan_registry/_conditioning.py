@@ -93,7 +93,10 @@ class ConditionedDiscriminator(torch.nn.Module):
 
     def __init__(self, discriminator: torch.nn.Module, generator: ConditionedGenerator, owner: Any) -> None:
         super().__init__()
-        self.discriminator, self.maker, self.owner = discriminator, generator, owner
+        self.discriminator, self.owner = discriminator, owner
+        # Not a submodule: the discriminator's optimiser is built from this module's parameters, and the
+        # generator's are not the discriminator's to train (as a submodule they made every phase "train" it).
+        object.__setattr__(self, "maker", generator)
         self.labels: torch.Tensor | None = None
         self.real: torch.Tensor | None = None
         self.auxiliary: list[torch.Tensor] = []

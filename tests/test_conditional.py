@@ -106,6 +106,19 @@ def test_every_call_of_a_phase_is_conditioned_on_the_phase_labels():
         assert torch.equal(judge(fake.detach()), discriminator(fake.detach(), labels))
 
 
+def test_the_discriminators_optimiser_holds_the_discriminators_parameters_only(tmp_path):
+    from gan_registry._plan import Settings, make_plan
+    from gan_registry.training import Trainer
+
+    plan = make_plan(load_registry(), Settings(arch="mlp", objective="gan", conditional=True, dataset="digits",
+                                               image_size=16, batch_size=16, steps=1))
+    trainer = Trainer(plan, tmp_path, torch.device("cpu"), progress=False, callbacks=[])
+    held = {p.name: {id(t) for group in p.optimizer.param_groups for t in group["params"]} for p in trainer.phases}
+    assert held["discriminator"] == {id(t) for t in trainer.models["discriminator"].parameters()}
+    assert held["generator"] == {id(t) for t in trainer.models["generator"].parameters()}
+    assert trainer.shared_fake is not None and trainer._trains_maker == [False, True]  # one generator forward a step
+
+
 def test_acgan_adds_its_paper_classification_loss_on_real_and_generated_samples_only():
     """Odena et al. 2017: D maximises L_S + L_C, G maximises L_C - L_S, L_C = E log P(C=c | X_real) + E log P(C=c |
     X_fake): the engine adds weight x the cross-entropy of the classifier on both to every phase; not on the
