@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gan_registry import Schedule, params as params_mod
-from gan_registry.testing import run_gan
+from gan_registry.testing import invoke_gan, run_gan
 
 TOY = ["--arch", "mlp", "--objective", "gan", "--dataset", "gaussians", "-p", "dataset.count=512",
        "--batch-size", "64", "--log-every", "1", "--no-progress", "--lr-decay-start", "1"]
@@ -51,9 +51,9 @@ def _logged(run_dir):
 
 def test_scheduled_optimiser_settings_move_and_are_logged_every_step(tmp_path):
     out = tmp_path / "r"
-    result = run_gan("run", *TOY, "--steps", "4", "-p", "objective.lr_generator=schedule(2e-4, 1e-4, linear)",
+    result = invoke_gan("run", *TOY, "--steps", "4", "-p", "objective.lr_generator=schedule(2e-4, 1e-4, linear)",
                      "-p", "objective.betas=0.5, schedule(0.9, 0.99, linear)", "--lr-scale", "2", "--out", out)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     rows = _logged(out)
     # the value a step trained with: step s (logged after it) used the schedule at s - 1 of 4
     assert [r["schedule/objective.lr_generator"] for r in rows] == [2e-4, 1.75e-4, 1.5e-4, 1.25e-4]
@@ -73,9 +73,9 @@ def test_a_resumed_run_follows_the_same_schedule_as_a_straight_one(tmp_path):
     schedules = ["-p", "objective.lr_generator=schedule(2e-4, 5e-5, cosine, 6)",
                  "-p", "objective.betas=0.5, schedule(0.9, 0.99, cosine, 6)"]
     straight, half = tmp_path / "straight", tmp_path / "half"
-    assert run_gan("run", *TOY, *schedules, "--steps", "6", "--out", straight).returncode == 0
-    assert run_gan("run", *TOY, *schedules, "--steps", "3", "--out", half).returncode == 0
-    resumed = run_gan("resume", half, "--steps", "6", "--no-progress")
+    assert invoke_gan("run", *TOY, *schedules, "--steps", "6", "--out", straight).exit_code == 0
+    assert invoke_gan("run", *TOY, *schedules, "--steps", "3", "--out", half).exit_code == 0
+    resumed = run_gan("resume", half, "--steps", "6", "--no-progress")  # a fresh process, as a real resume
     assert resumed.returncode == 0, resumed.stderr
     (a, a_opt), (b, b_opt) = _weights(straight), _weights(half)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -85,8 +85,8 @@ def test_a_resumed_run_follows_the_same_schedule_as_a_straight_one(tmp_path):
 
 def test_a_schedule_without_steps_spans_the_first_training_and_holds_its_end_after_a_resume(tmp_path):
     out = tmp_path / "r"
-    assert run_gan("run", *TOY, "-p", "objective.lr_generator=schedule(2e-4, 1e-4, linear)", "--steps", "2",
-                   "--out", out).returncode == 0
-    resumed = run_gan("resume", out, "--steps", "4", "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr
+    assert invoke_gan("run", *TOY, "-p", "objective.lr_generator=schedule(2e-4, 1e-4, linear)", "--steps", "2",
+                      "--out", out).exit_code == 0
+    resumed = invoke_gan("resume", out, "--steps", "4", "--no-progress")
+    assert resumed.exit_code == 0, resumed.output
     assert [r["schedule/objective.lr_generator"] for r in _logged(out)] == [2e-4, 1.5e-4, 1e-4, 1e-4]
