@@ -183,10 +183,7 @@ def describe_command(name: str, kind: str | None, as_json: bool) -> None:
             taken = ", ".join(f"{key}={value}" for key, value in row["suggests"].items())
             click.echo(f"  suggests (used where a run sets nothing; {_PRECEDENCE}): {taken}")
         if row["parameters"]:
-            schedulable = row["kind"] in ("objective", "augment") and any(p["type"] in ("float", "tuple[float, float]")
-                                                                  for p in row["parameters"])
-            click.echo("  parameters:" + (" (a float may be a schedule(START, END[, cosine|linear[, STEPS]]))"
-                                          if schedulable else ""))
+            click.echo("  parameters:")
         for p in row["parameters"]:
             click.echo(f"    {p['name']} ({p['type']}, default {p['default']!r}): {p['help']}")
 
