@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 # torch (~3 s), PIL, tqdm and the engine's modules are imported inside the duties that use them: `gan list` and
 # `gan describe` load this module (the core's own plugin), and start without them.
-from . import _threads
+from . import _schedules, _threads
 from ._components import EMA_KEY, Callback
 from ._loggers import CsvLog, JsonlLog
 from .errors import STOP_EXIT_CODES, Diverged, Interrupted
@@ -329,11 +329,14 @@ class GeneratorAverage:
         self.params = params or AverageParams()
         self.updated_step: int | None = None
 
-    def decay(self, settings: Any, step: int) -> float:
-        """The decay after `step` steps: --ema's, or the half-life's, ramped up as StyleGAN2 does."""
-        if settings.ema_half_life is None or self.params.rampup is None:
+    def decay(self, settings: Any, step: int, span: int | None = None) -> float:
+        """The decay after `step` steps: --ema's, or the half-life's (a schedule's value at `step` of `span`),
+        ramped up as StyleGAN2 does."""
+        if settings.ema_half_life is None:
             return settings.ema_decay()
-        half_life = min(settings.ema_half_life, step * settings.batch_size * self.params.rampup)
+        half_life = _schedules.value_at(settings.ema_half_life, step, span or 1)
+        if self.params.rampup is not None:
+            half_life = min(half_life, step * settings.batch_size * self.params.rampup)
         return 0.5 ** (settings.batch_size / max(half_life, 1e-8))
 
     def on_epoch_end(self, run: Any) -> None:
@@ -349,7 +352,7 @@ class GeneratorAverage:
         settings = run.plan.settings
         average, generator = run.models[EMA_KEY], run.models["generator"]
         copying = run.step <= settings.ema_start
-        weight = 1.0 - self.decay(settings, run.step)
+        weight = 1.0 - self.decay(settings, run.step, run.schedule_span)
         tracking = self.params.batchnorm == "track"
         statistics = {id(b) for m in average.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                       for b in m.buffers()} if tracking else set()

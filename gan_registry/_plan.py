@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import params as params_mod
+from . import _schedules, params as params_mod
 from .params import in_group, spread_params
 from ._components import (EMA_KEY, KINDS, NETWORK_ROLES, PRECISION_NAMES, DataContext, DataSource, NetworkSpec, Phase,
                           Scale, latent_sampler)
@@ -26,6 +26,9 @@ from .plugins import blame
 PARAM_SLOTS = tuple(k.flag for k in KINDS)
 """The `-p SLOT.PARAM=VALUE` groups: one per kind (`arch` spreads over the architecture's pieces)."""
 
+
+SCHEDULABLE_SETTINGS = ("ema_half_life",)
+"""Run settings that take `schedule(START, END[, SHAPE[, STEPS]])` as well as a number."""
 
 OPTIONAL_NAMES = ("generator", "discriminator", "encoder", "data_dir", "extractor", "augment")
 """Settings that name something, or are None to take the default."""
@@ -68,8 +71,9 @@ class Settings:
     """The feature extractor of image metrics (default: the dataset's own, else inception-v3)."""
     ema: float | None = None
     """Keep an exponential moving average of the generator with this decay per step (`--ema 0.999`)."""
-    ema_half_life: int | None = None
-    """The same as a half-life in images (StyleGAN2's ema_kimg): decay = 0.5 ** (batch_size / half_life)."""
+    ema_half_life: int | _schedules.Schedule | None = None
+    """The same as a half-life in images (StyleGAN2's ema_kimg): decay = 0.5 ** (batch_size / half_life); a
+    schedule (`schedule(1000, 10000)`, or its text) moves it over the run, as R3GAN's recipe does."""
     ema_start: int = 0
     """Steps before the average starts: until then it is a copy of the generator."""
     augment: str | None = None
@@ -101,9 +105,12 @@ class Settings:
             self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
         if self.epochs is not None and self.steps is not None:
             raise UserError("give --epochs or --steps, not both")
+        self._check_scheduled_settings()
         for name in ("epochs", "steps", "batch_size", "latent_dim", "image_size", "sample_every", "log_every", "keep",
                      "seed", "eval_every", "eval_samples", "ema_half_life", "ema_start"):
             value = getattr(self, name)
+            if isinstance(value, _schedules.Schedule):
+                continue  # checked above, both ends
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise UserError(f"--{name.replace('_', '-')} must be an integer, got {value!r}")
             least = {"batch_size": 2, "seed": 0, "ema_start": 0}.get(name, 1)  # a batch of one has nothing to normalise over
@@ -149,8 +156,32 @@ class Settings:
                 f"unknown parameter group '{sorted(unknown)[0]}' (valid: {', '.join(PARAM_SLOTS)})"
             )
 
+    def _check_scheduled_settings(self) -> None:
+        """Settings that may be schedules: the text parsed, both ends at least 1 image."""
+        for name in SCHEDULABLE_SETTINGS:
+            value = getattr(self, name)
+            try:
+                schedule = _schedules.parse(value)
+            except ValueError as error:
+                raise UserError(f"--{name.replace('_', '-')}: {error}") from None
+            if schedule is None:
+                continue
+            for end, number in (("START", schedule.start), ("END", schedule.end)):
+                if not number >= 1:
+                    raise UserError(f"--{name.replace('_', '-')} is at least 1 image at either end of its schedule; "
+                                    f"{end} is {number:g}")
+            setattr(self, name, schedule)
+
+    def scheduled_settings(self) -> dict[str, _schedules.Schedule]:
+        """{setting: its Schedule} of the settings that move over the run."""
+        return {name: getattr(self, name) for name in SCHEDULABLE_SETTINGS
+                if isinstance(getattr(self, name), _schedules.Schedule)}
+
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain values, as config.json and checkpoints hold them: a schedule as its text."""
+        values = dataclasses.asdict(self)
+        values.update((name, str(schedule)) for name, schedule in self.scheduled_settings().items())
+        return values
 
     @property
     def ema_decay_given(self) -> float | int | None:
@@ -503,6 +534,9 @@ def _scaled(key: str, scale: Scale, taken: dict[str, Any], origin: dict[str, str
     steps per generator step are a fifth of the generator steps)."""
     if key in taken:
         base, below = taken[key], origin[key]
+        if isinstance(base, _schedules.Schedule):
+            ends = [scale.of(end, whole=key in WHOLE_SETTINGS) for end in (base.start, base.end)]
+            return key, _schedules.Schedule(*ends, base.shape, base.steps), f"{who}, {scale} {below}"
     elif key in ENGINE_DEFAULTS:
         base, below = ENGINE_DEFAULTS[key], "the engine's default"
     else:

@@ -58,6 +58,23 @@ class _Group(click.Group):
             ctx.exit(stop.exit_code)
 
 
+class _ImagesOrSchedule(click.ParamType):
+    """A whole number of images, or `schedule(START, END[, SHAPE[, STEPS]])` for the settings to parse."""
+
+    name = "images"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, int) or str(value).strip().lower().startswith("schedule"):
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number of images or schedule(START, END)", param, ctx)
+
+
+IMAGES_OR_SCHEDULE = _ImagesOrSchedule()
+
+
 def _fail(message: str, exit_code: int = 2) -> click.ClickException:
     error = click.ClickException(message)
     error.exit_code = exit_code
@@ -294,8 +311,9 @@ def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tupl
 @click.option("--extractor", help="Feature extractor of image metrics (default: the dataset's, else inception-v3).")
 @click.option("--ema", type=float, metavar="DECAY",
               help="Keep a moving average of the generator (e.g. 0.999; 0: none, whatever the dataset suggests); grids, eval, sample and export use it.")
-@click.option("--ema-half-life", type=int, metavar="IMAGES",
-              help="The average's decay as a half-life in images (StyleGAN2's ema_kimg x 1000), instead of --ema.")
+@click.option("--ema-half-life", type=IMAGES_OR_SCHEDULE, metavar="IMAGES",
+              help="The average's decay as a half-life in images (StyleGAN2's ema_kimg x 1000), instead of --ema; "
+                   "'schedule(START, END)' moves it over the run.")
 @click.option("--ema-start", type=int, metavar="STEP", help="Copy the generator until this step, then average (default 0).")
 @click.option("--augment", metavar="NAME",
               help="Augment what the discriminator judges, real and fake alike (see `gan list augments`).")

@@ -196,6 +196,8 @@ class Trainer:
                           for slot, params in plan.params.items() if slot in ("objective", "augment")
                           for name, value in _schedules.scheduled(params).items()}
         """{"objective.r1": (its parameters object, the field, the Schedule)}: set before each step."""
+        self.scheduled_settings = plan.settings.scheduled_settings()
+        """{"ema_half_life": its Schedule}: run settings whose users read them at the step (the generator average)."""
         self.schedule_span: int | None = None
         """The steps a schedule without its own STEPS spans: the run's length when it first trained."""
         judge = {id(t) for t in self.models["discriminator"].parameters()}
@@ -283,7 +285,7 @@ class Trainer:
             "models": self.models.state_dict(),
             "optimizers": {p.name: p.optimizer.state_dict() for p in self.phases},
             "fixed_noise": self.fixed_noise.cpu(),
-            **({"schedule_span": self.schedule_span} if self.schedules else {}),
+            **({"schedule_span": self.schedule_span} if self.schedules or self.scheduled_settings else {}),
             "rng": checkpoint.rng_state(),
             "settings": self.plan.settings.as_dict(),
             **({"augment": self.augment.state_dict()} if self.augment is not None else {}),
@@ -539,6 +541,8 @@ class Trainer:
             for i, (item, written) in enumerate(zip(value, schedule)):
                 if isinstance(written, _schedules.Schedule):
                     record[f"schedule/{key}[{i}]"] = float(f"{item:.6g}")
+        for name, schedule in self.scheduled_settings.items():
+            record[f"schedule/{name}"] = float(f"{schedule.at(self.step, self.schedule_span or 1):.6g}")
         self._reset_log()
         self._call("on_log", record)
 
@@ -575,7 +579,8 @@ class Trainer:
         s = self.plan.settings
         self.models.train()
         total = self.total_steps = self._estimate_total(max_steps, max_epochs)
-        if self.schedules and self.schedule_span is None:  # fixed when the run first trains, then checkpointed
+        # A schedule's span is fixed when the run first trains, then checkpointed.
+        if (self.schedules or self.scheduled_settings) and self.schedule_span is None:
             self.schedule_span = total or 1
         self._max_steps, self._max_epochs = max_steps, max_epochs
         self.stopping = False

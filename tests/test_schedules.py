@@ -71,7 +71,8 @@ def _weights(run_dir):
 
 def test_a_resumed_run_follows_the_same_schedule_as_a_straight_one(tmp_path):
     schedules = ["-p", "objective.lr_generator=schedule(2e-4, 5e-5, cosine, 6)",
-                 "-p", "objective.betas=0.5, schedule(0.9, 0.99, cosine, 6)"]
+                 "-p", "objective.betas=0.5, schedule(0.9, 0.99, cosine, 6)",
+                 "--ema-half-life", "schedule(64, 640, linear)"]  # spans the first training: 6 steps
     straight, half = tmp_path / "straight", tmp_path / "half"
     assert invoke_gan("run", *TOY, *schedules, "--steps", "6", "--out", straight).exit_code == 0
     assert invoke_gan("run", *TOY, *schedules, "--steps", "3", "--out", half).exit_code == 0
@@ -81,6 +82,32 @@ def test_a_resumed_run_follows_the_same_schedule_as_a_straight_one(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert a_opt["generator"]["param_groups"][0]["betas"] == b_opt["generator"]["param_groups"][0]["betas"]
     assert [r["lr/generator"] for r in _logged(half)] == [r["lr/generator"] for r in _logged(straight)]
+    assert any(k.startswith("generator_ema.") for k in a)  # the average, its half-life moving, resumed bit-exact
+    assert [r["schedule/ema_half_life"] for r in _logged(straight)] == [160, 256, 352, 448, 544, 640]
+    assert json.loads((half / "config.json").read_text())["settings"]["ema_half_life"] == "schedule(64, 640, linear)"
+
+
+def test_a_scheduled_half_life_sets_the_average_s_decay_at_each_step():
+    from gan_registry._callbacks import AverageParams, GeneratorAverage
+    from gan_registry._plan import Settings
+
+    settings = Settings(arch="mlp", objective="gan", batch_size=64, ema_half_life="schedule(640, 6400, linear)")
+    assert isinstance(settings.ema_half_life, Schedule)
+    average = GeneratorAverage(AverageParams(rampup=None))
+    for step, half_life in ((0, 640), (50, 3520), (100, 6400), (150, 6400)):
+        assert average.decay(settings, step, span=100) == pytest.approx(0.5 ** (64 / half_life))
+    ramped = GeneratorAverage()  # StyleGAN2's ramp-up still caps it early on: 5 % of the images seen
+    assert ramped.decay(settings, 10, span=100) == pytest.approx(0.5 ** (64 / (10 * 64 * 0.05)))
+
+
+@pytest.mark.parametrize("written, says", [
+    ("schedule(0, 640)", "at least 1 image at either end of its schedule; START is 0"),
+    ("schedule(640, 0.5)", "END is 0.5"),
+    ("schedule(1, 2, cubic)", "the shape is one of cosine, linear"),
+])
+def test_a_bad_half_life_schedule_is_refused_in_one_line(written, says):
+    result = invoke_gan("run", *TOY, "--ema-half-life", written, "--steps", "1")
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
 
 
 def test_a_schedule_without_steps_spans_the_first_training_and_holds_its_end_after_a_resume(tmp_path):

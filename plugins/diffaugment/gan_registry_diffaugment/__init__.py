@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gan_registry import Augment, IncompatibleError, hookimpl
+from gan_registry import Augment, IncompatibleError, Schedule, hookimpl
 
 TRANSFORMS = ("color", "translation", "cutout")
 """The policy names of DiffAugment_pytorch.py; color is brightness, saturation and contrast."""
@@ -67,6 +67,9 @@ class DiffAugmentParams:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
         if self.target is not None and not 0.0 < self.target < 1.0:
             raise ValueError(f"target must be in (0, 1) (StyleGAN2-ADA uses 0.6), got {self.target}")
+        if isinstance(self.p, Schedule) and self.target is not None:
+            raise ValueError("with target set, ADA moves p itself from where p starts: schedule target instead, "
+                             "or drop target to schedule p")
         if self.interval < 1:
             raise ValueError(f"interval must be at least 1, got {self.interval}")
         if self.speed < 1:
@@ -114,6 +117,7 @@ def build(params: DiffAugmentParams, spec):
         cutout_ratio=params.cutout_ratio,
         fill=middle,
         brightness_scale=half_width,
+        follow=params,
     )
 
 

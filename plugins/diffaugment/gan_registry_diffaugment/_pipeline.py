@@ -8,7 +8,7 @@ buffers) augments exactly as an unbroken one. Nothing here reads a tensor to the
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -81,20 +81,25 @@ class DiffAugmentPipeline(nn.Module):
     """
 
     def __init__(self, policy: Sequence[str], *, p: float, target: float | None, interval: int, speed: int,
-                 translation_ratio: float, cutout_ratio: float, fill: float, brightness_scale: float) -> None:
+                 translation_ratio: float, cutout_ratio: float, fill: float, brightness_scale: float,
+                 follow: Any = None) -> None:
         super().__init__()
+        self.follow = follow
+        """The parameters object whose p, target and ratios it takes before each batch (None: fixed): the engine
+        sets a schedule's current value there before every step (`-p augment.p=schedule(0.5, 0)`)."""
         self.policy = tuple(policy)
         self.target, self.interval, self.speed = target, interval, speed
         self.translation_ratio, self.cutout_ratio = translation_ratio, cutout_ratio
         self.fill, self.brightness_scale = fill, brightness_scale
         transforms: dict[str, list[Callable[[Tensor], Tensor]]] = {
             "color": [partial(rand_brightness, scale=brightness_scale), rand_saturation, rand_contrast],
-            "translation": [partial(rand_translation, ratio=translation_ratio, fill=fill)],
-            "cutout": [partial(rand_cutout, ratio=cutout_ratio, fill=fill)],
+            "translation": [self._translate],
+            "cutout": [self._cut_out],
         }
         # Each elementary transform (brightness, saturation and contrast too) is drawn on its own, as in ADA.
         self._transforms = [t for name in self.policy for t in transforms[name]]
         self.register_buffer("p", torch.tensor(float(p)))
+        self._p_taken = float(p)  # what p was last set to from `follow`: a buffer is written only when it moves
         self.register_buffer("sign_sum", torch.tensor(0.0))
         self.register_buffer("count", torch.tensor(0.0))
         self.register_buffer("rt", torch.tensor(0.0))
@@ -104,7 +109,28 @@ class DiffAugmentPipeline(nn.Module):
         return (f"policy={','.join(self.policy)}, {adaptive}, translation_ratio={self.translation_ratio}, "
                 f"cutout_ratio={self.cutout_ratio}, fill={self.fill}")
 
+    # Methods rather than partials: the ratios are read as each batch is drawn, since a schedule may move them.
+    def _translate(self, x: Tensor) -> Tensor:
+        return rand_translation(x, ratio=self.translation_ratio, fill=self.fill)
+
+    def _cut_out(self, x: Tensor) -> Tensor:
+        return rand_cutout(x, ratio=self.cutout_ratio, fill=self.fill)
+
+    def take_scheduled_values(self) -> None:
+        """Take p (when not adaptive: ADA moves it itself), target and the ratios from `follow`."""
+        live = self.follow
+        if live is None:
+            return
+        self.target = live.target
+        self.translation_ratio, self.cutout_ratio = live.translation_ratio, live.cutout_ratio
+        if self.target is None:
+            p = live.start_p
+            if p != self._p_taken:
+                self.p.fill_(p)  # a host float written into the buffer: no device sync
+                self._p_taken = p
+
     def forward(self, x: Tensor) -> Tensor:
+        self.take_scheduled_values()
         n = x.size(0)
         p = self.p.to(x.device)
         for transform in self._transforms:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from gan_registry import IncompatibleError, NetworkSpec, Needs
+from gan_registry import IncompatibleError, NetworkSpec, Needs, Schedule
 
 from gan_registry_diffaugment import DiffAugmentParams, build
 from gan_registry.testing import HANG_S
@@ -300,6 +300,39 @@ def test_a_discriminator_of_latent_codes_is_refused():
 def test_bad_parameters_are_refused(params, message):
     with pytest.raises(ValueError, match=message):
         DiffAugmentParams(**params)
+
+
+# -- schedules: the engine sets a scheduled value on the parameters object before each step ----
+def test_a_fixed_p_follows_the_parameters_object_as_a_schedule_moves_it():
+    params = DiffAugmentParams(p=Schedule(1.0, 0.0))
+    pipeline = build(params, IMAGES)
+    x = images()
+    assert changed_samples(x, pipeline(x)).all()
+    params.p = 0.0  # what the engine writes at the schedule's end
+    assert torch.equal(pipeline(x), x) and float(pipeline.p) == 0.0
+    params.p = 0.5
+    pipeline(x)
+    assert float(pipeline.p) == 0.5 and float(pipeline.end_step(1)["augment/p"]) == 0.5
+
+
+def test_the_ratios_follow_the_parameters_object_too():
+    params = DiffAugmentParams(policy="cutout", p=1.0, cutout_ratio=0.5)
+    pipeline = build(params, NetworkSpec(sample_shape=(1, 16, 16), latent_dim=8, value_range=(0.0, 1.0)))
+    x = torch.ones(64, 1, 16, 16)
+    blanked = lambda: int((pipeline(x) == 0.5).flatten(1).sum(1).max())  # noqa: E731
+    assert blanked() == 8 * 8
+    params.cutout_ratio = 0.25
+    assert blanked() == 4 * 4
+
+
+def test_with_a_target_ada_owns_p_so_a_schedule_of_p_is_refused():
+    with pytest.raises(ValueError, match="schedule target instead"):
+        DiffAugmentParams(p=Schedule(0.5, 0.0), target=0.6)
+    params = DiffAugmentParams(target=Schedule(0.6, 0.4))
+    pipeline = build(params, IMAGES)
+    params.target = 0.4
+    pipeline(images())
+    assert pipeline.target == 0.4
 
 
 def test_the_policy_accepts_spaces_and_any_order():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from gan_registry.testing import invoke_gan
 
@@ -57,3 +58,16 @@ def test_an_adaptive_digits_run_logs_p_and_checkpoints_the_augment(tmp_path):
     assert {"p", "sign_sum", "count"} <= set(state)
     # Steps 1-3 after the adjustment of step 0 fed the counts: 16 real scores a step.
     assert float(state["count"]) == 3 * 16
+
+
+def test_a_scheduled_p_is_what_the_pipeline_applies_at_each_step(tmp_path):
+    out = tmp_path / "run"
+    result = invoke_gan("run", "--arch", "mlp", "--objective", "gan", "--dataset", "digits", "--steps", 8,
+                        "--augment", "diffaugment", "-p", "augment.p=schedule(1, 0, linear)", "--out", out,
+                        "--no-progress", "--log-every", 1, "--batch-size", 16)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    scheduled = [r["schedule/augment.p"] for r in records]
+    assert scheduled == sorted(scheduled, reverse=True) and scheduled[-1] < 0.2
+    # A log line's augment/p is the mean over its steps: one step a line here, so it is that step's p.
+    assert [r["augment/p"] for r in records] == pytest.approx(scheduled)
