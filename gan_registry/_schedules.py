@@ -94,14 +94,17 @@ def split_items(text: str) -> list[str]:
 
 def end_values(params: Any) -> dict[str, Any]:
     """{field: the value it ends at} for each scheduled field (a tuple's scheduled items included)."""
-    ends: dict[str, Any] = {}
-    for f in dataclasses.fields(params):
-        value = getattr(params, f.name)
-        if isinstance(value, Schedule):
-            ends[f.name] = value.end
-        elif isinstance(value, tuple) and any(isinstance(v, Schedule) for v in value):
-            ends[f.name] = tuple(v.end if isinstance(v, Schedule) else v for v in value)
-    return ends
+    return {name: ended(value) for name, value in scheduled(params).items()}
+
+
+def ended(value: Any) -> Any:
+    """A value as it stands at the end of its schedule(s): a Schedule's END, a tuple's items each so, else itself;
+    a component's check of "on now or later" is `ended(x) > 0 or x > 0`."""
+    if isinstance(value, Schedule):
+        return value.end
+    if isinstance(value, tuple):
+        return tuple(ended(v) for v in value)
+    return value
 
 
 def scheduled(params: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from gan_registry import Needs, Phase, Scale, input_gradients
+from gan_registry import Needs, Phase, Scale, Schedule, input_gradients
 
 
 def check_positive(**values: float) -> None:
@@ -119,7 +119,12 @@ class PenaltyParams:
     @property
     def penalised(self) -> bool:
         """A penalty is on, now or at the end of its schedule (what the networks must fit from the start)."""
-        return any(value > 0 or getattr(value, "end", 0) > 0 for value in (self.r1, self.r2))
+        return any(on_now_or_later(value) for value in (self.r1, self.r2))
+
+
+def on_now_or_later(weight: float) -> bool:
+    """A weight above 0 now, or once its schedule ends: what the networks must fit from the first step."""
+    return weight > 0 or (isinstance(weight, Schedule) and weight.end > 0)
 
 
 def penalty_needs(params) -> Needs:

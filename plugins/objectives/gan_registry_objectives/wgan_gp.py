@@ -91,5 +91,5 @@ def register_objectives(register):
 def needs(params: WGANGPParams) -> Needs:
     # The penalty is per sample: BatchNorm would make D(x_i) depend on the whole batch. Without the
     # penalty (gp_weight=0) nothing forbids it.
-    penalised = params.gp_weight > 0 or getattr(params.gp_weight, "end", 0) > 0  # now or as its schedule ends
+    penalised = _common.on_now_or_later(params.gp_weight)
     return Needs(discriminator_batchnorm=not penalised, input_gradients=penalised)
