@@ -12,33 +12,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
-import time
 
 import torch
+from engine_overhead import engine_rate  # this folder is on the path when a script here runs
 
 from gan_registry._plan import Settings, make_plan
 from gan_registry.plugins import load_registry
-from gan_registry.training import Trainer, seed_everything
 
 BASELINE = "dcgan"
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def rate(plan, steps: int, device: torch.device) -> float:
-    with tempfile.TemporaryDirectory() as run_dir:
-        seed_everything(0)
-        trainer = Trainer(plan, run_dir, device, progress=False, callbacks=[])  # the loop alone
-        trainer.train(max_steps=2)  # warm-up: allocator, first kernels
-        synchronize(device)
-        start = time.perf_counter()
-        trainer.train(max_steps=2 + steps)
-        synchronize(device)
-        return steps * plan.settings.batch_size / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -72,7 +53,7 @@ def main() -> None:
     rates: dict[tuple[str, int], list[float]] = {key: [] for key in plans}
     for _ in range(args.repeats):
         for key, plan in plans.items():
-            rates[key].append(rate(plan, args.steps, device))
+            rates[key].append(engine_rate(plan, args.steps, device, warmup=2))  # 2: warm allocator and kernels
     print(f"digits, batch {args.batch_size}, {args.device}, {args.threads} thread(s), objective gan without R1, "
           f"{args.steps} steps, median of {args.repeats} interleaved")
     print(f"| arch | px | G params | D params | images/s | vs {BASELINE} |")

@@ -30,14 +30,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def engine_rate(plan, steps: int, device: torch.device) -> float:
+def engine_rate(plan, steps: int, device: torch.device, warmup: int = 10) -> float:
     with tempfile.TemporaryDirectory() as run_dir:
         seed_everything(0)
         trainer = Trainer(plan, run_dir, device, progress=False, callbacks=[])  # the loop alone
-        trainer.train(max_steps=10)  # warm-up (and compilation)
+        trainer.train(max_steps=warmup)  # warm-up (and compilation)
         synchronize(device)
         start = time.perf_counter()
-        trainer.train(max_steps=10 + steps)
+        trainer.train(max_steps=warmup + steps)
         synchronize(device)
         return steps * plan.settings.batch_size / (time.perf_counter() - start)
 

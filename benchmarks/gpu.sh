@@ -6,7 +6,7 @@
 # last, a dcgan run plainly against the same run as a 1-rank torchrun job (docs/scaling-out.md).
 set -uo pipefail
 pip install -q --no-deps -e . -e plugins/mlp -e plugins/objectives -e plugins/toy-datasets -e plugins/dcgan \
-    -e plugins/diffaugment >/dev/null 2>&1 || echo "install failed"
+    -e plugins/diffaugment -e plugins/stylegan2 -e plugins/r3gan >/dev/null 2>&1 || echo "install failed"
 python -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 timeout 240 python -m pytest -q -p no:cacheprovider -o addopts="" tests/test_speed.py -k cuda 2>&1 | tail -5
 run() { timeout 150 python benchmarks/engine_overhead.py --arch dcgan --image-size 64 --batch-size 128 \
@@ -18,3 +18,5 @@ run --precision 16 --channels-last
 # Distributed: the same dcgan run plainly and as a 1-rank torchrun job over NCCL (goal: ratio above 0.95)
 timeout 240 python benchmarks/distributed_overhead.py --arch dcgan --objective hinge --dataset digits \
     --batch-size 128 --steps 600 --repeats 3 --device cuda --nproc 1 2>&1 | tail -4
+# The modern architectures against dcgan at 32 and 64 px, at their default widths (docs/architectures/*.md)
+timeout 120 python benchmarks/architectures.py --device cuda --batch-size 64 --steps 50 --repeats 3 2>&1 | tail -9
