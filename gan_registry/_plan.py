@@ -605,7 +605,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     for role, component in pieces.items():
         values = {**spread[role], **given.get(role, {})}
         params[role] = params_mod.build(component.params, values, f"{role} '{component.name}'")
-    params["objective"] = params_mod.build(objective.params, given.get("objective", {}), f"objective '{objective.name}'")
+    params["objective"] = params_mod.build(objective.params, given.get("objective", {}), f"objective '{objective.name}'",
+                                           moves=True)
     params["dataset"] = params_mod.build(dataset.params, given.get("dataset", {}), f"dataset '{dataset.name}'")
 
     needs = objective.needs_for(params["objective"])
@@ -633,7 +634,8 @@ def make_plan(registry: Registry, settings: Settings, *, take_suggestions: bool 
     # Like callbacks, an augmentation only trains: sampling or evaluating a run needs it not installed.
     augment = registry.get("augment", settings.augment) if settings.augment and for_training else None
     if augment is not None:
-        params["augment"] = params_mod.build(augment.params, given.get("augment", {}), f"augment '{augment.name}'")
+        params["augment"] = params_mod.build(augment.params, given.get("augment", {}), f"augment '{augment.name}'",
+                                             moves=True)
     plan = Plan(settings, pieces, objective, dataset, params, data, spec, arch, suggested,
                 _callbacks(registry, settings) if for_training else [], augment=augment, defaults_from=defaults_from)
     plan.check()

@@ -20,6 +20,9 @@ SHAPES = ("cosine", "linear")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _FORM = re.compile(rf"^\s*schedule\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*(?:,\s*(\w+)\s*(?:,\s*(\d+)\s*)?)?\)\s*$")
 SYNTAX = "schedule(START, END[, cosine|linear[, STEPS]])"
+MOVING_SLOTS = ("objective", "augment")
+"""The `-p` groups whose float parameters the engine moves over a run (training.Trainer sets them each step);
+others take their values once, when built, and refuse a schedule. `--ema-half-life` is a run setting that moves."""
 
 
 class Schedule(float):

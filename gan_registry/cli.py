@@ -20,6 +20,7 @@ from . import _console, _threads
 from . import params as params_mod
 from ._components import PRECISION_NAMES, Scale, kind_named, kind_words
 from ._files import read_text
+from ._schedules import MOVING_SLOTS, SYNTAX as SCHEDULE_SYNTAX
 from ._runlock import check_free
 from .api import Run
 from .scaffold import new_plugin_command
@@ -126,6 +127,9 @@ def _component_row(c) -> dict[str, Any]:
         "version": c.origin.version if c.origin else None,
         "parameters": params_mod.describe(c.params),
     }
+    if c.kind in MOVING_SLOTS:
+        for parameter in row["parameters"]:
+            parameter["schedule"] = "float" in parameter["type"]
     if c.kind == "architecture":
         row["pieces"] = c.pieces()
         row["latent_dim"] = c.latent_dim
@@ -203,6 +207,10 @@ def describe_command(name: str, kind: str | None, as_json: bool) -> None:
             click.echo("  parameters:")
         for p in row["parameters"]:
             click.echo(f"    {p['name']} ({p['type']}, default {p['default']!r}): {p['help']}")
+        moving = [p["name"] for p in row["parameters"] if p.get("schedule")]
+        if moving:
+            click.echo(f"  schedules: {', '.join(moving)} also take {SCHEDULE_SYNTAX}, a value that moves over the "
+                       f"run (e.g. -p '{row['kind']}.{moving[0]}=schedule(A, B)'; docs: concepts, Schedules)")
 
 
 def _parse_param_flags(values: tuple[str, ...]) -> dict[str, dict[str, str]]:

@@ -179,7 +179,7 @@ def load(registry: Registry, path: Path) -> ExportedGenerator:
         objective_record = _field(metadata, "objective", path, _is_record, RECORD)
         objective = _component(registry, "objective", objective_record, path)
         objective_params = params_mod.build(objective.params, objective_record["params"],
-                                            f"{path}: objective '{objective.name}'")
+                                            f"{path}: objective '{objective.name}'", moves=True)
         with blame(objective, "building the objective"):
             prior = latent_sampler(objective.factory(objective_params))
     elif metadata.get("prior") != "standard-normal":

@@ -112,8 +112,10 @@ def convert(value: Any, tp: Any) -> Any:
     raise ValueError(f"unsupported parameter type {type_name(tp)}")
 
 
-def build(params_type: type | None, values: dict[str, Any], owner: str) -> Any:
-    """Instantiate `params_type` with `values` (strings or TOML values) converted by declared type."""
+def build(params_type: type | None, values: dict[str, Any], owner: str, *, moves: bool = False) -> Any:
+    """Instantiate `params_type` with `values` (strings or TOML values) converted by declared type; `moves`: the
+    engine sets scheduled values on these parameters as a run trains (`_schedules.MOVING_SLOTS`), so they may be
+    schedules."""
     known = fields_of(params_type)
     types_ = field_types(params_type)
     converted = {}
@@ -132,6 +134,9 @@ def build(params_type: type | None, values: dict[str, Any], owner: str) -> Any:
     except (ValueError, TypeError) as error:  # a __post_init__ check of the plugin's own
         raise ParameterError(f"{owner}: {error}") from None
     ends = _schedules.end_values(built)
+    if ends and not moves:
+        raise ParameterError(f"{owner} parameter '{next(iter(ends))}': a schedule moves only objective and augment "
+                             f"parameters (and --ema-half-life); {owner} takes its values once, when it is built")
     if ends:  # the plugin's checks see a schedule's start; its end must pass them too
         try:
             dataclasses.replace(built, **ends)

@@ -193,7 +193,7 @@ class Trainer:
         ]
         self._base_lrs = [[group["lr"] for group in p.optimizer.param_groups] for p in self.phases]
         self.schedules = {f"{slot}.{name}": (params, name, value)
-                          for slot, params in plan.params.items() if slot in ("objective", "augment")
+                          for slot, params in plan.params.items() if slot in _schedules.MOVING_SLOTS
                           for name, value in _schedules.scheduled(params).items()}
         """{"objective.r1": (its parameters object, the field, the Schedule)}: set before each step."""
         self.scheduled_settings = plan.settings.scheduled_settings()

@@ -117,3 +117,18 @@ def test_a_schedule_without_steps_spans_the_first_training_and_holds_its_end_aft
     resumed = invoke_gan("resume", out, "--steps", "4", "--no-progress")
     assert resumed.exit_code == 0, resumed.output
     assert [r["schedule/objective.lr_generator"] for r in _logged(out)] == [2e-4, 1.5e-4, 1e-4, 1e-4]
+
+
+@pytest.mark.parametrize("param", ["dataset.std=schedule(0.01, 0.02)", "discriminator.acgan_weight=schedule(1, 0.5)"])
+def test_a_schedule_of_a_part_built_once_is_refused_not_held_at_its_start(param):
+    result = invoke_gan("run", *TOY, "-p", param, "--steps", "1")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "a schedule moves only objective and augment parameters (and --ema-half-life)" in result.output
+
+
+def test_describe_names_the_parameters_a_schedule_can_move():
+    moving = invoke_gan("describe", "rpgan")
+    assert "schedules: r1, r2, lr_discriminator, lr_generator, betas also take schedule(START, END" in moving.output
+    assert "schedules:" not in invoke_gan("describe", "mlp").output
+    [row] = json.loads(invoke_gan("describe", "rpgan", "--json").output)
+    assert {p["name"]: p["schedule"] for p in row["parameters"]}["penalty_every"] is False
