@@ -99,6 +99,15 @@ def test_lsgan_matches_mao_et_al_with_a0_b1_c1():
     assert g == pytest.approx(0.5 * mean([(f - 1) ** 2 for f in FAKE.tolist()]))
 
 
+def test_lsgan_pearson_coding_matches_mao_et_al_with_a_minus1_b1_c0():
+    d, g, _ = run(lsgan.LSGANObjective(lsgan.LSGANParams(coding="pearson")))
+    expected_d = 0.5 * mean([(r - 1) ** 2 for r in REAL.tolist()]) + 0.5 * mean([(f + 1) ** 2 for f in FAKE.tolist()])
+    assert d == pytest.approx(expected_d)  # (1.125 + 1.625) / 2 with these scores
+    assert g == pytest.approx(0.5 * mean([f**2 for f in FAKE.tolist()]))
+    a, b, c = lsgan.CODINGS["pearson"]
+    assert (b - c, b - a) == (1, 2)  # the paper's conditions for the Pearson chi^2 divergence (its Eq. 8)
+
+
 def test_discriminator_steps_do_not_reach_the_generator():
     models = nn.ModuleDict({"generator": Fixed(FAKE), "discriminator": Scale(2.0)})
     for objective in (wgan.WGANObjective(wgan.WGANParams()), wgan_gp.WGANGPObjective(wgan_gp.WGANGPParams()),
