@@ -101,8 +101,7 @@ def end_values(params: Any) -> dict[str, Any]:
 
 
 def ended(value: Any) -> Any:
-    """A value as it stands at the end of its schedule(s): a Schedule's END, a tuple's items each so, else itself;
-    a component's check of "on now or later" is `ended(x) > 0 or x > 0`."""
+    """A value as it stands at the end of its schedule(s): a Schedule's END, a tuple's items each so, else itself."""
     if isinstance(value, Schedule):
         return value.end
     if isinstance(value, tuple):
