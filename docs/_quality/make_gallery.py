@@ -49,6 +49,13 @@ COMBINATIONS = [
     Combination("lenet-gan-digits", "LeNet-5 discriminator + transposed-conv generator on digits",
                 ("lenet", "gan", "digits"), "LeCun's LeNet-5 as the discriminator: the pair of the MNIST tutorial "
                 "this project grew from."),
+    Combination("stylegan2-gan-digits", "StyleGAN2 + GAN (non-saturating, lazy R1) on digits",
+                ("stylegan2", "gan", "digits"),
+                "Karras et al.'s StyleGAN2 at CPU widths with its own loss: the non-saturating GAN loss with lazy R1, "
+                "as the architecture suggests (docs: architectures, StyleGAN2)."),
+    Combination("r3gan-rpgan-digits", "R3GAN + RpGAN on digits, with the paper's recipe", ("r3gan", "rpgan", "digits"),
+                "Huang et al.'s modern baseline at CPU widths, trained as the paper does: RpGAN + R1 + R2 with the "
+                "learning rate, beta2 and gamma annealed over the run (docs: architectures, R3GAN)."),
     Combination("aae-digits", "Adversarial autoencoder on digits", ("aae", "aae", "digits"),
                 "Makhzani et al.'s AAE: decoder samples from the prior."),
 ]
