@@ -44,7 +44,7 @@ def test_dcgan_wgan_gp_trains_on_a_folder_of_64px_rgb_images_at_its_defaults(tmp
     plan = make_plan(load_registry(), Settings(arch="dcgan", objective="wgan-gp", dataset="folder",
                                                data_dir=str(tmp_path / "faces")), for_training=False)
     assert plan.spec.sample_shape == (3, 64, 64)
-    assert plan.settings.steps == 300 and plan.defaults_from["steps"] == "objective 'wgan-gp', 0.3x architecture 'dcgan'"
+    assert plan.settings.steps == 280 and plan.defaults_from["steps"] == "objective 'wgan-gp', 0.28x architecture 'dcgan'"
     run = run_gan("run", "--arch", "dcgan", "--objective", "wgan-gp", "--dataset", "folder", "--data-dir",
                   tmp_path / "faces", "--steps", "1", "--log-every", "1", "--out", tmp_path / "run")
     assert run.returncode == 0, run.stderr

@@ -76,9 +76,11 @@ class WGANGPObjective(WGANObjective):
         )
 
 
-STEPS = {"steps": Scale(0.3)}
-"""30 % of the architecture's steps: five critic steps, each with a penalty's double backward, make a generator step
-cost about five of gan's on DCGAN; dcgan's 1,000 become 300, about 9.5 CPU-minutes on digits (`gan matrix`)."""
+STEPS = {"steps": Scale(0.28)}
+"""28 % of the architecture's steps: five critic steps, each with a penalty's double backward, make a generator step
+cost about five of gan's on DCGAN (5.8 on the SNGAN ResNet). dcgan's 1,000 become 280: at 0.3, 300 steps measured
+10.0 CPU-minutes alone on digits and 10.9 in `gan matrix` beside other cells, at the edge of the 10-minute budget of
+a default run; the resnet's 600 become 168 (11.2 CPU-minutes at 180)."""
 
 
 @hookimpl
