@@ -217,18 +217,18 @@ STEPS = 750
 """The default run's generator steps (see the registration)."""
 
 RECIPE = {
-    "objective.lr_generator": "schedule(2e-4, 5e-5, cosine)",
-    "objective.lr_discriminator": "schedule(2e-4, 5e-5, cosine)",
-    "objective.betas": "0, schedule(0.9, 0.99, cosine)",
-    "objective.r1": "schedule(0.1, 0.01, cosine)",
-    "objective.r2": "schedule(0.1, 0.01, cosine)",
+    "objective.lr_generator": f"schedule(2e-4, 5e-5, cosine, {STEPS})",
+    "objective.lr_discriminator": f"schedule(2e-4, 5e-5, cosine, {STEPS})",
+    "objective.betas": f"0, schedule(0.9, 0.99, cosine, {STEPS})",
+    "objective.r1": f"schedule(0.1, 0.01, cosine, {STEPS})",
+    "objective.r2": f"schedule(0.1, 0.01, cosine, {STEPS})",
 }
 """R3GAN's training recipe (train.py's schedulers, every preset): Adam's rate 2e-4 -> 5e-5 and beta2 0.9 -> 0.99
 (beta1 0), gamma of R1 and R2 down tenfold, each a half cosine over the decay. The paper decays over 20 M images
-of a longer run; here over the run's length, whatever it is (`--steps`, or a dataset's suggestion), fixed when the
-run first trains: a run resumed to more steps holds the end values for the new ones. gamma starts at rpgan's
-digits default, 0.1 (the paper's 0.05 is for CIFAR-10, 2 for FFHQ-64: it scales with the data). The objective
-takes what it has of these (rpgan all; gan, hinge and lsgan their rates, betas and R1/R2, which then switch on)."""
+of a longer run; here over the default run's steps, written out (not "the run's length") so that a run resumed to
+more steps follows the same values as a straight one. gamma starts at rpgan's digits default, 0.1 (the paper's
+0.05 is for CIFAR-10, 2 for FFHQ-64: it scales with the data). The objective takes what it has of these (rpgan
+all; gan, hinge and lsgan their rates, betas and R1/R2, which then switch on)."""
 
 
 @hookimpl
