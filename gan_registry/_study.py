@@ -273,14 +273,15 @@ def open_storage(url: str) -> RDBStorage:
         raise UserError(f"--storage {url}: cannot open it ({said})") from None
 
 
-def _sampler(spec: StudySpec) -> Any:
+def _sampler(spec: StudySpec, stream: int = 0) -> Any:
+    """The study's sampler; `stream` tells workers apart, whose samplers would draw the same points from one seed."""
+    seed = (spec.seed * 1_000_003 + stream) % 2**32
     startup = {} if spec.startup_trials is None else {"n_startup_trials": spec.startup_trials}
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({k: d.grid(str(spec.path)) for k, d in spec.search.items()},
-                                           seed=spec.seed)
-    return optuna.samplers.TPESampler(seed=spec.seed, **startup)
+        return optuna.samplers.GridSampler({k: d.grid(str(spec.path)) for k, d in spec.search.items()}, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, **startup)
 
 
 def _pruner(spec: StudySpec) -> Any:
@@ -292,7 +293,7 @@ def _pruner(spec: StudySpec) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def load(folder: Path, storage: str | None = None) -> tuple[StudySpec, Any, dict[str, Any]]:
+def load(folder: Path, storage: str | None = None, stream: int = 0) -> tuple[StudySpec, Any, dict[str, Any]]:
     """A study folder's spec, its Optuna study and its record (study.json)."""
     folder = Path(folder)
     record = read_record(folder / RECORD_FILE)
@@ -305,7 +306,7 @@ def load(folder: Path, storage: str | None = None) -> tuple[StudySpec, Any, dict
     url = storage or record.get("storage") or default_storage(folder)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=spec.name, storage=open_storage(url), sampler=_sampler(spec),
+        study = optuna.load_study(study_name=spec.name, storage=open_storage(url), sampler=_sampler(spec, stream),
                                   pruner=_pruner(spec))
     except KeyError:
         raise UserError(f"{url} holds no study named {spec.name!r}") from None
@@ -355,10 +356,13 @@ def _clear_unstarted(run_dir: Path) -> None:
 class Worker:
     """Runs trials of one study, one at a time, until it has its number of COMPLETE trials."""
 
-    def __init__(self, folder: Path, storage: str | None, threads: int, label: str,
+    def __init__(self, folder: Path, storage: str | None, threads: int, index: int,
                  say: Callable[[str], None]) -> None:
-        self.folder, self.threads, self.label, self.say = Path(folder), threads, label, say
-        self.spec, self.study, _ = load(self.folder, storage)
+        self.folder, self.threads, self.say = Path(folder), threads, say
+        self.label = ""
+        # each worker, and each start of the study, draws its own points (a restart would repeat the first ones)
+        started = len(load(self.folder, storage)[1].get_trials(deepcopy=False))
+        self.spec, self.study, _ = load(self.folder, storage, stream=index * 100_003 + started)
         self.storage = self.study._storage
         self.token = uuid.uuid4().hex  # this worker's name in the trials it runs: a reused pid is not it
         self.child: subprocess.Popen | None = None
@@ -384,11 +388,14 @@ class Worker:
                 continue
             if _alive(worker.get("pid")) and worker.get("pid") != os.getpid():
                 continue
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                if self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                    self.storage.set_trial_user_attr(trial._trial_id, "reason", "its worker died mid-trial")
-                    RetryHeartbeatStaleTrialCallback()(self.study, self.storage.get_trial(trial._trial_id))
-                    self.say(f"trial {trial.number}: its worker died; queued again to go on from its checkpoint")
+            try:
+                self.storage.set_trial_user_attr(trial._trial_id, "reason", "its worker died mid-trial")
+                failed = self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+                continue
+            if failed:
+                RetryHeartbeatStaleTrialCallback()(self.study, self.storage.get_trial(trial._trial_id))
+                self.say(f"trial {trial.number}: its worker died; queued again, to go on from its checkpoint")
         optuna.storages.fail_stale_trials(self.study)
 
     def _next(self) -> Any:
@@ -427,6 +434,8 @@ class Worker:
         shown = ", ".join(f"{k}={_short(v)}" for k, v in chosen.items())
         self.say(f"trial {trial.number}{self.label}: {shown}" + (f" (retrying trial {name.lstrip('0') or 0})"
                                                                  if name != f"{trial.number:04d}" else ""))
+        if trial.user_attrs.get("reason"):  # a retry inherits the reason its first try failed
+            trial.set_user_attr("reason", "")
         values: list[float] = []
         run_dirs = []
         try:
@@ -604,7 +613,7 @@ def run(spec_path: str | Path, out: str | Path, *, trials: int | None = None, wo
             f"{spec.pruner} pruner; {workers} worker{'s' if workers > 1 else ''} x {threads} thread"
             f"{'s' if threads > 1 else ''}; storage {url}")
         if workers == 1:
-            worker = Worker(out, url, threads, "", say)
+            worker = Worker(out, url, threads, 0, say)
             try:
                 worker.work()
             finally:
@@ -627,7 +636,7 @@ def _run_workers(out: Path, url: str, workers: int, threads: int, say: Callable[
     import threading
 
     children = [subprocess.Popen([sys.executable, "-m", "gan_registry", "study", "worker", str(out), "--storage",
-                                  url, "--threads", str(threads), "--label", f" (worker {i + 1})"],
+                                  url, "--threads", str(threads), "--index", str(i)],
                                  stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
                 for i in range(workers)]
     errors: list[str] = []
@@ -662,9 +671,10 @@ def _run_workers(out: Path, url: str, workers: int, threads: int, say: Callable[
         raise UserError(f"a study worker exited {failed[0]}; its lines are above")
 
 
-def work(folder: str | Path, storage: str | None, threads: int, label: str, say: Callable[[str], None]) -> None:
+def work(folder: str | Path, storage: str | None, threads: int, index: int, say: Callable[[str], None]) -> None:
     """One worker process of `gan study run --workers K` (the hidden `gan study worker`)."""
-    worker = Worker(Path(folder), storage, threads, label, say)
+    worker = Worker(Path(folder), storage, threads, index, say)
+    worker.label = f" (worker {index + 1})"
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

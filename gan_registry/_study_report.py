@@ -5,10 +5,12 @@ Layer: services and duties (docs/architecture.md).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 # optuna at module level: only the study commands load this module (through _study).
+import optuna
 from optuna.trial import TrialState
 
 from . import _study
@@ -105,10 +107,14 @@ def draw(folder: Path) -> list[Path]:
     drawings = [("history.png", lambda: optuna_plots.plot_optimization_history(study, target_name=spec.target)),
                 ("slice.png", lambda: optuna_plots.plot_slice(study, target_name=spec.target))]
     if len(complete) >= 2 and len(varying) >= 2:
-        drawings.append(("importance.png", lambda: optuna_plots.plot_param_importances(study, params=varying)))
+        fanova = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        drawings.append(("importance.png", lambda: optuna_plots.plot_param_importances(study, evaluator=fanova,
+                                                                                        params=varying)))
     written = []
     for name, drawing in drawings:
-        axes = drawing()
+        with warnings.catch_warnings():  # "experimental" and "few trials" notes: the pictures say what they can
+            warnings.simplefilter("ignore")
+            axes = drawing()
         figure = _figure_of(axes)
         figure.savefig(folder / name, dpi=110, bbox_inches="tight")
         plt.close(figure)

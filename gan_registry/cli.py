@@ -660,12 +660,12 @@ def study_best_command(folder: Path, export_path: Path | None, force: bool) -> N
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--storage", required=True)
 @click.option("--threads", type=click.IntRange(1, 1024), required=True)
-@click.option("--label", default="")
-def study_worker_command(folder: Path, storage: str, threads: int, label: str) -> None:
+@click.option("--index", type=click.IntRange(min=0), default=0)
+def study_worker_command(folder: Path, storage: str, threads: int, index: int) -> None:
     """One worker process of `gan study run --workers K`."""
     from . import _study
 
-    _study.work(folder, storage, threads, label, say=lambda text: click.echo(text, err=True))
+    _study.work(folder, storage, threads, index, say=lambda text: click.echo(text, err=True))
 
 
 cli.add_command(new_plugin_command)
