@@ -59,7 +59,7 @@ POLL_S = 1.0
 """How often a worker reads its run's metrics.jsonl for new evaluations (and the pruner's verdict)."""
 FAILURES_IN_A_ROW = 3
 """Trials failing one after another, none complete, stop the study: the settings, not bad luck, are at fault."""
-STUDY_KEYS = ("name", "target", "direction", "trials", "seeds", "sampler", "pruner", "startup-trials", "seed")
+STUDY_KEYS = ("name", "target", "direction", "trials", "seeds", "sampler", "pruner", "startup-trials", "seed", "first")
 
 
 class TargetMissing(UserError):
@@ -153,6 +153,8 @@ class StudySpec:
     pruner: str = "median"
     startup_trials: int | None = None
     seed: int = 0
+    first: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Points tried first, in order, before the sampler picks any (a baseline, a known good setting)."""
 
     @classmethod
     def read(cls, path: Path) -> StudySpec:
@@ -185,6 +187,15 @@ class StudySpec:
                 if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
                     raise UserError(f"{where}: [study] {key} must be a positive whole number, got {value!r}")
                 setattr(spec, key.replace("-", "_"), value)
+        first = table.get("first", [])
+        if not isinstance(first, list) or not all(isinstance(point, dict) for point in first):
+            raise UserError(f"{where}: [study] first is a list of tables of search values, e.g. "
+                            "first = [{\"batch-size\" = 64}]")
+        for point in first:
+            unknown = set(point) - set(spec.search)
+            if unknown:
+                raise UserError(f"{where}: [study] first names \"{sorted(unknown)[0]}\", which [search] does not")
+        spec.first = [dict(point) for point in first]
         spec.check_choices()
         return spec
 
@@ -240,19 +251,29 @@ def check_plans(registry: Any, spec: StudySpec) -> None:
             if RUN_FLAG_ALIASES.get(name, name) not in {f.name for f in dataclasses.fields(Settings)} - {"params"}:
                 raise UserError(f"{where}: [search] \"{key}\" is not a `gan run` flag nor a KIND.PARAM parameter")
     first = {key: d.ends()[0] for key, d in spec.search.items()}
-    checked = False
+
+    def plan_of(chosen: dict[str, Any]) -> Any:
+        values, params = spec.run_settings(chosen)
+        try:
+            return make_plan(registry, Settings(**values, params=params), for_training=False)
+        except TypeError as error:
+            raise UserError(f"invalid settings: {error}") from None
+
+    try:
+        evaluation.for_plan(registry, plan_of(first))  # the settings, and the metrics --eval-every names
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from None
     for key, dimension in spec.search.items():
         for value in dimension.ends():
-            values, params = spec.run_settings({**first, key: value})
             try:
-                plan = make_plan(registry, Settings(**values, params=params), for_training=False)
-                if not checked:  # the metrics --eval-every names, once
-                    evaluation.for_plan(registry, plan)
-                    checked = True
+                plan_of({**first, key: value})
             except UserError as error:
                 raise UserError(f"{where}: [search] \"{key}\" = {value!r}: {error}") from None
-            except TypeError as error:
-                raise UserError(f"{where}: invalid settings: {error}") from None
+    for point in spec.first:
+        try:
+            plan_of({**first, **point})
+        except UserError as error:
+            raise UserError(f"{where}: [study] first {point}: {error}") from None
 
 
 # -- storage --------------------------------------------------------------------------------------------------------
@@ -606,8 +627,11 @@ def run(spec_path: str | Path, out: str | Path, *, trials: int | None = None, wo
         write_record(out / RECORD_FILE, {"storage": url, "name": spec.name, "trials": spec.trials,
                                         "pruner": spec.pruner, "target": spec.target, "direction": spec.direction})
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        optuna.create_study(study_name=spec.name, storage=open_storage(url), direction=spec.direction,
-                            sampler=_sampler(spec), pruner=_pruner(spec), load_if_exists=True)
+        study = optuna.create_study(study_name=spec.name, storage=open_storage(url), direction=spec.direction,
+                                    sampler=_sampler(spec), pruner=_pruner(spec), load_if_exists=True)
+        if not study.get_trials(deepcopy=False):  # a new study: its first points go first, once
+            for point in spec.first:
+                study.enqueue_trial(point)
         threads = _threads_per_trial(workers)
         say(f"study {spec.name}: {spec.trials} trials of {spec.target} ({spec.direction}), {spec.sampler} sampler, "
             f"{spec.pruner} pruner; {workers} worker{'s' if workers > 1 else ''} x {threads} thread"
@@ -682,6 +706,8 @@ def work(folder: str | Path, storage: str | None, threads: int, index: int, say:
     signal.signal(signal.SIGTERM, stop)  # the study stopped: end the trial's child too, and leave the trial RUNNING
     try:
         worker.work()
+    except KeyboardInterrupt:  # the next `gan study run` fails the trial left RUNNING and goes on with it
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         worker.stop_child()
 
