@@ -40,8 +40,16 @@ from ._plan import RUN_FLAG_ALIASES, Settings, make_plan, run_flags, settings_fr
 from ._runlock import writing
 from .errors import UserError
 
-# Heartbeats and retries are "experimental" in Optuna since 2.8; their warnings would fill every study's output.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Without Optuna's notes on what a study here uses on purpose: heartbeats and retries ("experimental" since
+    2.8), and heartbeats outside Study.optimize (a worker beats for its trial itself)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        yield
 
 STUDY_FILE = "study.toml"
 RECORD_FILE = "study.json"
@@ -57,6 +65,8 @@ GRACE_S = 60
 this machine whose process is gone are known dead at once)."""
 POLL_S = 1.0
 """How often a worker reads its run's metrics.jsonl for new evaluations (and the pruner's verdict)."""
+WAIT_S = 1.0
+"""How often a worker with no trial to start looks again while others run the last ones."""
 FAILURES_IN_A_ROW = 3
 """Trials failing one after another, none complete, stop the study: the settings, not bad luck, are at fault."""
 STUDY_KEYS = ("name", "target", "direction", "trials", "seeds", "sampler", "pruner", "startup-trials", "seed", "first")
@@ -287,8 +297,9 @@ def open_storage(url: str) -> RDBStorage:
     if url.startswith("sqlite"):  # workers write heartbeats side by side: wait for the file's lock, not 5 s
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
     try:
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(), **kwargs)
+        with _quiet():
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(), **kwargs)
     except Exception as error:  # noqa: BLE001 -- SQLAlchemy's and the drivers' errors: any means unusable
         said = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(f"--storage {url}: cannot open it ({said})") from None
@@ -338,7 +349,8 @@ def load(folder: Path, storage: str | None = None, stream: int = 0) -> tuple[Stu
 def trial_name(frozen: Any) -> str:
     """A trial's folder name: a retried trial trains in the folder of the trial it retries, going on from its
     checkpoint."""
-    original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+    with _quiet():
+        original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
     return f"{frozen.number if original is None else original:04d}"
 
 
@@ -415,9 +427,11 @@ class Worker:
             except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
                 continue
             if failed:
-                RetryHeartbeatStaleTrialCallback()(self.study, self.storage.get_trial(trial._trial_id))
+                with _quiet():
+                    RetryHeartbeatStaleTrialCallback()(self.study, self.storage.get_trial(trial._trial_id))
                 self.say(f"trial {trial.number}: its worker died; queued again, to go on from its checkpoint")
-        optuna.storages.fail_stale_trials(self.study)
+        with _quiet():
+            optuna.storages.fail_stale_trials(self.study)
 
     def _next(self) -> Any:
         """The next trial to run, None when the study has its trials, or "wait" while running ones may end it."""
@@ -430,8 +444,7 @@ class Worker:
                 return None
             if complete + running >= self.spec.trials:
                 return "wait"
-            with warnings.catch_warnings():  # Optuna asks heartbeats to go with Study.optimize; a worker beats itself
-                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            with _quiet():
                 trial = self.study.ask({k: d.distribution() for k, d in self.spec.search.items()})
             trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token})
             self.storage.record_heartbeat(trial._trial_id)
@@ -442,8 +455,8 @@ class Worker:
             trial = self._next()
             if trial is None:
                 return
-            if trial == "wait":
-                time.sleep(HEARTBEAT_S)
+            if trial == "wait":  # another worker's trial may yet fail or be pruned
+                time.sleep(WAIT_S)
                 continue
             self.run_trial(trial)
 
