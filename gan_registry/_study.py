@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -670,8 +671,6 @@ def _threads_per_trial(workers: int) -> int:
 def _run_workers(out: Path, url: str, workers: int, threads: int, say: Callable[[str], None]) -> None:
     """K worker processes (`gan study worker`), each running trials until the study has its number; their lines
     pass through, and the first one's error stops the others and is this command's."""
-    import threading
-
     children = [subprocess.Popen([sys.executable, "-m", "gan_registry", "study", "worker", str(out), "--storage",
                                   url, "--threads", str(threads), "--index", str(i)],
                                  stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
