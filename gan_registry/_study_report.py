@@ -88,10 +88,11 @@ def _text(value: Any) -> str:
 
 
 # -- pictures -------------------------------------------------------------------------------------------------------
-def draw(folder: Path) -> list[Path]:
+def draw(folder: Path, say: Any = None) -> list[Path]:
     """The study's pictures in its folder: the target over trials, parameter importance (fANOVA; with two
-    COMPLETE trials and two parameters that vary), a slice plot, and with several seeds a box of the target per
-    configuration (Lucic et al.'s way of telling a setting from a lucky seed). Returns those written."""
+    COMPLETE trials, two parameters that vary and targets that differ), a slice plot, and with several seeds a box of
+    the target per configuration (Lucic et al.'s way of telling a setting from a lucky seed). Returns those written;
+    `say` hears why one was not."""
     import matplotlib  # ~0.9 s with pyplot: `gan study show --json` with --no-pictures needs none
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -106,7 +107,10 @@ def draw(folder: Path) -> list[Path]:
     varying = [k for k in spec.search if len({repr(t.params.get(k)) for t in complete}) > 1]
     drawings = [("history.png", lambda: optuna_plots.plot_optimization_history(study, target_name=spec.target)),
                 ("slice.png", lambda: optuna_plots.plot_slice(study, target_name=spec.target))]
-    if len(complete) >= 2 and len(varying) >= 2:
+    if len(complete) < 2 or len(varying) < 2 or len({t.value for t in complete}) < 2:
+        (say or print)("importance.png: not drawn; fANOVA needs two COMPLETE trials, two parameters that vary and "
+                       "targets that differ")
+    else:
         fanova = optuna.importance.FanovaImportanceEvaluator(seed=0)
         drawings.append(("importance.png", lambda: optuna_plots.plot_param_importances(study, evaluator=fanova,
                                                                                         params=varying)))
@@ -114,7 +118,11 @@ def draw(folder: Path) -> list[Path]:
     for name, drawing in drawings:
         with warnings.catch_warnings():  # "experimental" and "few trials" notes: the pictures say what they can
             warnings.simplefilter("ignore")
-            axes = drawing()
+            try:
+                axes = drawing()
+            except (RuntimeError, ValueError) as error:  # fANOVA's forest can still find no variance to split
+                (say or print)(f"{name}: not drawn; {error}")
+                continue
         figure = _figure_of(axes)
         figure.savefig(folder / name, dpi=110, bbox_inches="tight")
         plt.close(figure)

@@ -634,7 +634,7 @@ def study_show_command(folder: Path, as_json: bool, no_pictures: bool) -> None:
     """The best trials (target mean ± std over seeds, a reproducing `gan run` command) and pictures in FOLDER."""
     report = _report_module()
     if not no_pictures:
-        for path in report.draw(folder):
+        for path in report.draw(folder, say=lambda text: click.echo(text, err=True)):
             click.echo(f"wrote {path}", err=True)
     click.echo(json.dumps(report.summary(folder), indent=2) if as_json else report.table(folder), nl=as_json)
 
