@@ -534,13 +534,13 @@ class Worker:
         return found[max(found)]
 
     def _report(self, trial: Any, found: dict[int, float]) -> None:
-        for step in sorted(found):
-            if step not in self.reported:
-                trial.report(found[step], step)
-                self.reported.add(step)
-        if found and trial.should_prune():
-            step = max(found)
-            raise optuna.TrialPruned(f"at step {step} ({self.spec.target} {found[step]:.4g})")
+        """Tell Optuna each evaluation not yet told, in order, asking the pruner after each (several may come in
+        one read: the verdict is the one at the step it falls)."""
+        for step in sorted(set(found) - self.reported):
+            trial.report(found[step], step)
+            self.reported.add(step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"at step {step} ({self.spec.target} {found[step]:.4g})")
 
     def _run_child(self, args: list[str], log: Path, trial: Any, run_dir: Path) -> int:
         env = {**os.environ, threads_mod.ENV: str(self.threads), "PYTHONUNBUFFERED": "1"}
