@@ -271,9 +271,14 @@ def check_plans(registry: Any, spec: StudySpec) -> None:
             raise UserError(f"invalid settings: {error}") from None
 
     try:
-        evaluation.for_plan(registry, plan_of(first))  # the settings, and the metrics --eval-every names
+        plan = plan_of(first)
+        evaluator = evaluation.for_plan(registry, plan)  # the settings, and the metrics --eval-every names
     except UserError as error:
         raise UserError(f"{where}: {error}") from None
+    logged = names_logged(plan, evaluator)
+    if logged is not None and spec.target not in logged:
+        raise UserError(f"{where}: the evaluations log no eval/{spec.target} (they log: {', '.join(sorted(logged))});"
+                        " set [study] target to one of them")
     for key, dimension in spec.search.items():
         for value in dimension.ends():
             try:
@@ -285,6 +290,27 @@ def check_plans(registry: Any, spec: StudySpec) -> None:
             plan_of({**first, **point})
         except UserError as error:
             raise UserError(f"{where}: [study] first {point}: {error}") from None
+
+
+PROBE_SAMPLES = 500
+"""Real points the metrics measure to tell what they log."""
+
+
+def names_logged(plan: Any, evaluator: Any) -> set[str] | None:
+    """What the evaluations will log (as eval/NAME), found by measuring real points of the dataset: cheap where the
+    data are points and every metric takes samples. None elsewhere (an extractor or a classifier to load): there the
+    first trial tells."""
+    from . import evaluation
+
+    if len(plan.spec.sample_shape) == 3 or any(m.inputs != "samples" for m in evaluator.metrics):
+        return None
+    try:
+        real = plan.data.load()[:PROBE_SAMPLES]
+        points = evaluation.ImageSet(real, plan.data.value_range, f"{len(real)} real points")
+        report = evaluator.measure(points, real, plan.data, required=False)
+    except Exception:  # noqa: BLE001 -- a plugin failing here fails the same way in the first trial, which says why
+        return None
+    return {name for values in report["metrics"].values() for name in values}
 
 
 # -- storage --------------------------------------------------------------------------------------------------------
