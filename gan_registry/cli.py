@@ -1,12 +1,11 @@
 """The `gan` command. Heavy imports happen inside the commands that need them, not at start-up: the engine's
-modules (torch: ~3 s), plugin loading (`_plan`, `_console.registry`: importlib.metadata, ~25 ms), tomllib and
-traceback (~2 ms each). `gan --help` starts without them.
+modules (torch: ~3 s), plugin loading (`_plan`, `_console.registry`: importlib.metadata, ~25 ms), Optuna (~1 s:
+the `gan study` commands, through `_study`), tomllib and traceback (~2 ms each). `gan --help` starts without them.
 
 Layer: front ends (docs/architecture.md).
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import os
