@@ -35,7 +35,7 @@ from ._components import (
 )
 from ._schedules import Schedule
 from ._registry import PluginInfo, Registry, qualified_name
-from .api import Run, load_plugins, matrix
+from .api import Run, Study, load_plugins, matrix
 from .errors import (
     AmbiguousComponentError,
     CheckpointError,
@@ -158,6 +158,7 @@ __all__ = [
     "Scale",
     "Schedule",
     "SharedError",
+    "Study",
     "TooLarge",
     "UnknownComponentError",
     "UserError",

@@ -6,10 +6,14 @@ Layer: primitives (docs/architecture.md).
 """
 from __future__ import annotations
 
+import json
 import os
 import stat
-from typing import BinaryIO
-from .errors import NotARegularFile
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import NotARegularFile, UserError
 
 
 def _kind(mode: int) -> str:
@@ -49,3 +53,59 @@ def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
 def read_text(path: str | os.PathLike, limit: int | None = None) -> str:
     """`read_bytes` decoded as UTF-8 (UnicodeDecodeError for other bytes)."""
     return read_bytes(path, limit).decode("utf-8")
+
+
+TOML_LIMIT = 1 << 20
+"""Bytes a settings file may have: a real one has a few hundred."""
+
+
+def read_toml(path: str | os.PathLike, flag: str = "--config") -> dict[str, Any]:
+    """A settings file (`gan run --config`, `gan study run`) parsed; each mistake is one line naming `flag PATH`."""
+    # tomllib: ~3 ms (its parser compiles regular expressions as it loads) that only the commands reading one need
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    where = f"{flag} {path}".strip()
+    try:
+        return tomllib.loads(read_text(path, limit=TOML_LIMIT))
+    except FileNotFoundError:
+        raise UserError(f"{where}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{where}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset"
+                        f" {error.start}); TOML files are UTF-8") from None
+    except RecursionError:
+        raise UserError(f"{where}: nested too deeply to be settings") from None
+    except OSError as error:
+        raise UserError(f"{where}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{where}: {error}") from None
+
+
+RECORD_LIMIT = 16 * 2**20
+"""A record a command keeps beside its runs (a matrix cell's, a study's) is a few KB: anything larger is not ours."""
+
+
+def read_record(path: str | os.PathLike) -> Any:
+    """A JSON record a command wrote, or None where it is missing, not a regular file, too large or not JSON (what
+    it records is then made again)."""
+    try:
+        return json.loads(read_text(path, limit=RECORD_LIMIT))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def write_record(path: str | os.PathLike, value: Any) -> None:
+    """Replace a JSON record whole: a reader never sees half of one."""
+    from .checkpoint import replacing  # torch (~3 s) with it: `gan --help` loads this module
+
+    with replacing(path, str(path), kept="") as (f, _):
+        f.write((json.dumps(value, indent=2) + "\n").encode())
+
+
+def last_error_line(log: str | os.PathLike) -> str:
+    """What a child command's log says last: its `Error:` line if it has one, else its last line."""
+    lines = [line for line in Path(log).read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error:")]
+    return (errors or lines or ["(no output)"])[-1].removeprefix("Error: ")

@@ -31,7 +31,7 @@ from . import _matrix_pictures as matrix_pictures
 from . import _threads as threads_mod
 from . import params as params_mod
 from ._components import DataContext
-from ._files import read_text
+from ._files import last_error_line, read_record, read_text, write_record
 from ._runlock import writing
 from ._version import __version__
 from .errors import UserError
@@ -143,12 +143,6 @@ def _run_gan(args: list[str], log: Path, threads: int) -> tuple[int, float, str]
     return child.returncode, usage.ru_utime + usage.ru_stime, out
 
 
-def _last_line(log: Path) -> str:
-    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error:")]
-    return (errors or lines or ["(no output)"])[-1].removeprefix("Error: ")
-
-
 def _newest_grid(run_dir: Path) -> Path | None:
     pictures = sorted((run_dir / "samples").glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
     return pictures[-1] if pictures else None
@@ -173,7 +167,7 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
     log.parent.mkdir(parents=True, exist_ok=True)
     record_path = run_dir / CELL_RECORD
     spent = {"cpu": 0.0, "wall": 0.0}
-    previous = _read_json(record_path.with_suffix(".partial")) or {}
+    previous = read_record(record_path.with_suffix(".partial")) or {}
     spent["cpu"], spent["wall"] = previous.get("cpu_s", 0.0), previous.get("wall_s", 0.0)
     started = time.monotonic()
 
@@ -185,7 +179,7 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
     def keep_spent() -> None:
         total = {"cpu_s": spent["cpu"], "wall_s": spent["wall"] + time.monotonic() - started}
         if run_dir.is_dir():
-            _write_json(record_path.with_suffix(".partial"), total)
+            write_record(record_path.with_suffix(".partial"), total)
 
     record = {"arch": cell.arch, "objective": cell.objective, "dataset": cell.data.text, "status": "failed",
               "run": str(Path("cells") / cell.slug), "command": "gan " + " ".join(cell.command(run_dir, seed)),
@@ -194,7 +188,7 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
         if (run_dir / "checkpoints" / "last.pt").is_file():
             longer = ["--steps", str(cell.steps)] if cell.steps else []
             code, _ = step(["resume", str(run_dir), *longer, "--no-progress"])
-            said = _last_line(log)
+            said = last_error_line(log)
             already = "is already at step" in said or "has already trained" in said
             code = 0 if code == 2 and already else code
         else:
@@ -205,7 +199,7 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
             code, _ = step([*cell.command(run_dir, seed), "--no-progress"])
         keep_spent()
         if code != 0:
-            record.update(reason=f"training exited {code}: {_last_line(log)}")
+            record.update(reason=f"training exited {code}: {last_error_line(log)}")
             return _finish(record_path, record, spent, started)
         (run_dir / TRAINED_MARK).write_text("trained\n")
     train_cpu = spent["cpu"]
@@ -213,13 +207,13 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
                          "--samples", str(samples), "--seed", str(seed), "--json"])
     if code != 0:
         record.update(status="diverged" if code == 2 else "failed",
-                      reason=f"evaluation exited {code}: {_last_line(log)}")
+                      reason=f"evaluation exited {code}: {last_error_line(log)}")
         return _finish(record_path, record, spent, started)
     report = json.loads(stdout)
     values = _headline(report)
     record.update(status="done", metrics=values, protocol=report.get("protocol", {}),
                   train_cpu_minutes=round(train_cpu / 60, 3))
-    config = _read_json(run_dir / "config.json") or {}
+    config = read_record(run_dir / "config.json") or {}
     record["steps"] = _trained_steps(run_dir)
     record["settings"] = {k: config.get("settings", {}).get(k) for k in ("steps", "epochs", "batch_size",
                                                                             "latent_dim", "lr_scale")}
@@ -254,32 +248,12 @@ def _finish(path: Path, record: dict[str, Any], spent: dict[str, float], started
     record["cpu_minutes"] = round(spent["cpu"] / 60, 3)
     record["wall_s"] = round(spent["wall"] + time.monotonic() - started, 1)
     if path.parent.is_dir():
-        _write_json(path, record)
+        write_record(path, record)
         if record.get("status") == "done":
             path.with_suffix(".partial").unlink(missing_ok=True)
         else:  # a retry (an evaluation that failed, say) adds to what the cell already cost
-            _write_json(path.with_suffix(".partial"), {"cpu_s": spent["cpu"], "wall_s": record["wall_s"]})
+            write_record(path.with_suffix(".partial"), {"cpu_s": spent["cpu"], "wall_s": record["wall_s"]})
     return record
-
-
-RECORD_LIMIT = 16 * 2**20
-"""A cell's record or the floor file is a few KB: anything larger is not ours."""
-
-
-def _read_json(path: Path) -> Any:
-    """A record the matrix wrote, or None where it is missing, not a regular file, too large or not JSON (the
-    cell is then measured again)."""
-    try:
-        return json.loads(read_text(path, limit=RECORD_LIMIT))
-    except (OSError, ValueError, RecursionError):
-        return None
-
-
-def _write_json(path: Path, value: Any) -> None:
-    from .checkpoint import replacing
-
-    with replacing(path, str(path), kept="") as (f, _):
-        f.write((json.dumps(value, indent=2) + "\n").encode())
 
 
 # -- the floor ------------------------------------------------------------------------------------------------------
@@ -388,18 +362,18 @@ def _run(registry: Any, cells: list[Cell], datasets: list[DataChoice], out: Path
     for data in datasets:
         with_images = _takes_images(registry, data)
         measured_with[data.text] = metric or (IMAGE_METRICS if with_images else ())
-        stored = (_read_json(out / FLOOR_NAME) or {}).get(data.text)
+        stored = (read_record(out / FLOOR_NAME) or {}).get(data.text)
         if stored and stored.get("samples") == samples and stored.get("with") == list(measured_with[data.text]):
             floors[data.text] = stored
         else:
             found = floor_of(registry, data, tuple(m for m in measured_with[data.text]) if with_images else (),
                              samples, seed, say)
             floors[data.text] = {**found, "samples": samples, "with": list(measured_with[data.text])}
-            _write_json(out / FLOOR_NAME, {**(_read_json(out / FLOOR_NAME) or {}), data.text: floors[data.text]})
+            write_record(out / FLOOR_NAME, {**(read_record(out / FLOOR_NAME) or {}), data.text: floors[data.text]})
     records: dict[str, dict[str, Any]] = {}
     todo = []
     for cell in accepted:
-        done = _read_json(out / "cells" / cell.slug / CELL_RECORD)
+        done = read_record(out / "cells" / cell.slug / CELL_RECORD)
         if done and done.get("status") == "done" and done.get("requested_steps") == steps:
             records[cell.slug] = done
             continue
@@ -491,7 +465,7 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_outputs(out: Path, result: dict[str, Any]) -> None:
-    _write_json(out / "matrix.json", result)
+    write_record(out / "matrix.json", result)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

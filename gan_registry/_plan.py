@@ -199,6 +199,54 @@ class Settings:
 
 
 
+RUN_FLAG_ALIASES = {"eval_metric": "eval_metrics", "callback": "callbacks", "log": "loggers"}
+"""`gan run`'s repeatable flags under their own names, which a settings file may use too (a text for one name, a
+list for several)."""
+NEGATABLE_SETTINGS = ("channels_last", "sync_bn")
+"""On/off settings whose `gan run` flag has a `--no-` form: off is said, not left to the default."""
+
+
+def settings_from_table(data: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(settings, params) of a settings file's table: its keys are `gan run`'s flags (dashes or underscores) and a
+    `[params.KIND]` table per `-p` group. An unknown key is refused, naming `where`."""
+    known = {f.name for f in dataclasses.fields(Settings)} - {"params"}
+    values: dict[str, Any] = {}
+    params: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name in RUN_FLAG_ALIASES:
+            name, value = RUN_FLAG_ALIASES[name], [value] if isinstance(value, str) else value
+        if name == "params":
+            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                raise UserError(f"{where}: [params.KIND] tables expected")
+            params = {slot: dict(table) for slot, table in value.items()}
+        elif name in known:
+            values[name] = value
+        else:
+            raise UserError(f"{where}: unknown key '{key}' (valid: {', '.join(sorted(known))}, params)")
+    return values, params
+
+
+def _flag_text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def run_flags(values: dict[str, Any], params: dict[str, dict[str, Any]]) -> list[str]:
+    """The `gan run` arguments that set these settings and parameters: `settings_from_table` the other way."""
+    flag_of = {name: flag for flag, name in RUN_FLAG_ALIASES.items()}
+    argv: list[str] = []
+    for name, value in values.items():
+        flag = "--" + flag_of.get(name, name).replace("_", "-")
+        if isinstance(value, bool):
+            argv += [flag] if value else ["--no-" + flag[2:]] if name in NEGATABLE_SETTINGS else []
+        elif isinstance(value, (list, tuple)):
+            argv += [part for item in value for part in (flag, _flag_text(item))]
+        elif value is not None:
+            argv += [flag, _flag_text(value)]
+    return argv + [part for slot, table in params.items() for name, value in table.items()
+                   for part in ("-p", f"{slot}.{name}={_flag_text(value)}")]
+
+
 @dataclass
 class Plan:
     """A checked combination: the components chosen, their parameters and the data description."""

@@ -249,6 +249,60 @@ def matrix(dataset: Any = "digits", arch: Any = (), objective: Any = (), **optio
     return matrix_mod.matrix(dataset, arch, objective, **options)
 
 
+class Study:
+    """A hyperparameter study on Optuna (what `gan study` does): trials of `gan run`, the best by a logged target.
+
+        study = gr.Study.run("lr.toml", out="studies/lr", workers=2)
+        print(study.best["params"], study.best["value"])
+        gr.Study.open("studies/lr").export("best.safetensors")
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.dir = Path(folder)
+
+    @classmethod
+    def run(cls, study_file: str | Path, *, out: str | Path, trials: int | None = None, workers: int = 1,
+            storage: str | None = None, pruner: str | None = None, registry: Any = None, say: Any = None) -> Study:
+        """Check the study file, then train the trials that are missing (again after a stop: it carries on);
+        `say` gets each line of progress (default: standard error)."""
+        from . import _study
+
+        return cls(_study.run(study_file, out, trials=trials, workers=workers, storage=storage, pruner=pruner,
+                              registry=registry, say=say))
+
+    @classmethod
+    def open(cls, folder: str | Path) -> Study:
+        """A study folder on disk (`gan study run --out FOLDER`)."""
+        study = cls(folder)
+        study.summary()  # refuses a folder that holds no study
+        return study
+
+    def summary(self) -> dict[str, Any]:
+        """Every trial (`number`, `state`, `params`, `value`, `std`, `runs`, `command`) and the best, as
+        `gan study show --json` prints them."""
+        from . import _study_report
+
+        return _study_report.summary(self.dir)
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The best COMPLETE trial: `number`, `params`, `value` (the mean over seeds), `std`, `runs`, `command`."""
+        from . import _study_report
+
+        return _study_report.best(self.dir)
+
+    def best_run(self, registry: Any = None) -> Run:
+        """The best trial's run (its first seed), to sample, evaluate or export."""
+        return Run.open(self.dir / self.best["runs"][0], registry=registry)
+
+    def export(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the best trial's generator as one .safetensors file (`gan study best --export`)."""
+        return self.best_run().export(path, force=force)
+
+    def __repr__(self) -> str:
+        return f"Study({str(self.dir)!r})"
+
+
 # -- a run's life: begin a new one, reopen one on disk, train it -------------------------------------------------
 def _begin(plan: Any, run_dir: Path, progress: bool):
     """Seed, build the trainer and write the run folder's config: a new run, ready to train."""

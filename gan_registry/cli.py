@@ -1,12 +1,11 @@
 """The `gan` command. Heavy imports happen inside the commands that need them, not at start-up: the engine's
-modules (torch: ~3 s), plugin loading (`_plan`, `_console.registry`: importlib.metadata, ~25 ms), tomllib and
-traceback (~2 ms each). `gan --help` starts without them.
+modules (torch: ~3 s), plugin loading (`_plan`, `_console.registry`: importlib.metadata, ~25 ms), Optuna (~1 s:
+the `gan study` commands, through `_study`), tomllib and traceback (~2 ms each). `gan --help` starts without them.
 
 Layer: front ends (docs/architecture.md).
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import os
@@ -19,7 +18,7 @@ import click
 from . import _console, _threads
 from . import params as params_mod
 from ._components import PRECISION_NAMES, Scale, kind_named, kind_words
-from ._files import read_text
+from ._files import read_toml
 from ._schedules import MOVING_SLOTS, SYNTAX as SCHEDULE_SYNTAX
 from ._runlock import check_free
 from .api import Run
@@ -224,52 +223,14 @@ def _parse_param_flags(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return grouped
 
 
-TOML_LIMIT = 1 << 20
-"""Bytes a settings file may have: a real one has a few hundred."""
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    # tomllib: ~3 ms (its parser compiles regular expressions as it loads) that only `--config` needs
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-
-    try:
-        data = tomllib.loads(read_text(path, limit=TOML_LIMIT))
-    except FileNotFoundError:
-        raise UserError(f"--config {path}: no such file") from None
-    except UnicodeDecodeError as error:
-        raise UserError(f"--config {path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset"
-                        f" {error.start}); TOML files are UTF-8") from None
-    except RecursionError:
-        raise UserError(f"--config {path}: nested too deeply to be settings") from None
-    except OSError as error:
-        raise UserError(f"--config {path}: {error.strerror or error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"--config {path}: {error}") from None
-    return data
-
-
 def _settings(config_path: Path | None, flags: dict[str, Any], param_flags: tuple[str, ...]):
     """TOML settings first, then command-line flags over them."""
-    from ._plan import Settings
+    from ._plan import Settings, settings_from_table
 
-    known = {f.name for f in dataclasses.fields(Settings)} - {"params"}
     values: dict[str, Any] = {}
     params: dict[str, dict[str, Any]] = {}
     if config_path is not None:
-        data = _read_toml(config_path)
-        for key, value in data.items():
-            name = key.replace("-", "_")
-            if name == "params":
-                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-                    raise UserError(f"--config {config_path}: [params.KIND] tables expected")
-                params = {slot: dict(table) for slot, table in value.items()}
-            elif name in known:
-                values[name] = value
-            else:
-                raise UserError(f"--config {config_path}: unknown key '{key}' (valid: {', '.join(sorted(known))}, params)")
+        values, params = settings_from_table(read_toml(config_path), f"--config {config_path}")
     values.update({k: v for k, v in flags.items() if v is not None and v != ()})
     for listed in ("callbacks", "loggers", "eval_metrics"):
         if isinstance(values.get(listed), tuple):  # a repeated flag; a TOML value keeps its type for the check
@@ -624,6 +585,86 @@ def matrix_show_command(folder: Path, as_json: bool, commands: bool) -> None:
 
     result = matrix.read(folder)
     click.echo(json.dumps(result, indent=2) if as_json else matrix.table(result, commands), nl=as_json)
+
+
+@cli.group("study")
+def study_command() -> None:
+    """Hyperparameter studies on Optuna: each trial a `gan run` folder, the best found by a logged target.
+
+    The study file (TOML) holds `gan run` settings, a [study] table (target, direction, trials, seeds, sampler) and a
+    [search] table of the flags and KIND.PARAM parameters to search; docs/studies.md has the form.
+    """
+
+
+@study_command.command("run")
+@click.argument("study_file", metavar="STUDY.toml", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="The study folder: trials/ (run folders), logs/, study.db, pictures.")
+@click.option("--trials", type=click.IntRange(min=1), metavar="N",
+              help="COMPLETE trials to reach (default: [study] trials); pruned and failed ones do not count.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, metavar="K",
+              help="Worker processes running trials side by side, sharing the storage and the cores.")
+@click.option("--storage", metavar="URL",
+              help="An Optuna storage URL (default sqlite:///OUT/study.db; e.g. postgresql://host/db to share one "
+                   "study among machines).")
+@click.option("--pruner", type=click.Choice(("none", "median", "hyperband")),
+              help="Stop trials whose intermediate target is behind (default: [study] pruner, else median).")
+def study_run_command(study_file: Path, out: Path, trials: int | None, workers: int, storage: str | None,
+                      pruner: str | None) -> None:
+    """Train the trials of STUDY.toml that are missing; run it again after a stop to carry on."""
+    from . import _study
+
+    _study.run(study_file, out, trials=trials, workers=workers, storage=storage, pruner=pruner,
+               registry=_registry(), say=lambda text: click.echo(text, err=True))
+    click.echo(_report_module().table(out), nl=False)
+
+
+def _report_module():
+    from . import _study_report  # optuna (~1 s): only the study commands load it
+
+    return _study_report
+
+
+@study_command.command("show")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Every trial and the best, machine-readable.")
+@click.option("--no-pictures", is_flag=True, help="Print only; draw no pictures into FOLDER.")
+def study_show_command(folder: Path, as_json: bool, no_pictures: bool) -> None:
+    """The best trials (target mean ± std over seeds, a reproducing `gan run` command) and pictures in FOLDER."""
+    report = _report_module()
+    if not no_pictures:
+        for path in report.draw(folder, say=lambda text: click.echo(text, err=True)):
+            click.echo(f"wrote {path}", err=True)
+    click.echo(json.dumps(report.summary(folder), indent=2) if as_json else report.table(folder), nl=as_json)
+
+
+@study_command.command("best")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--export", "export_path", type=click.Path(path_type=Path), metavar="MODEL.safetensors",
+              help="Write the best trial's generator (of its first seed) as `gan export` does.")
+@click.option("--force", is_flag=True, help="Overwrite the exported file if it exists.")
+def study_best_command(folder: Path, export_path: Path | None, force: bool) -> None:
+    """The best trial: its number, parameters, target and command; --export writes its generator."""
+    best = _report_module().best(folder)
+    if export_path is None:
+        click.echo(json.dumps(best, indent=2))
+        return
+    from . import export
+
+    path = export.export(_registry(), folder / best["runs"][0], export_path, force=force)
+    click.echo(f"wrote {path} (trial {best['number']}, {path.stat().st_size / 1e6:.2f} MB)")
+
+
+@study_command.command("worker", hidden=True)
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--storage", required=True)
+@click.option("--threads", type=click.IntRange(1, 1024), required=True)
+@click.option("--index", type=click.IntRange(min=0), default=0)
+def study_worker_command(folder: Path, storage: str, threads: int, index: int) -> None:
+    """One worker process of `gan study run --workers K`."""
+    from . import _study
+
+    _study.work(folder, storage, threads, index, say=lambda text: click.echo(text, err=True))
 
 
 cli.add_command(new_plugin_command)

@@ -101,6 +101,7 @@ HEAVY = (
     "PIL",  # ~20 ms
     "safetensors",
     "tqdm",
+    "optuna",  # ~1 s with sqlalchemy: studies only
     # standard-library modules that `gan --help` would pay for
     "importlib.metadata",  # ~25 ms (email, zipfile, csv, ...): loading plugins
     "concurrent.futures",  # ~9 ms (logging, queue, ...): the matrix's workers
