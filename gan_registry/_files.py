@@ -6,14 +6,17 @@ Layer: primitives (docs/architecture.md).
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import stat
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
-from .errors import NotARegularFile, UserError
+from .errors import NotARegularFile, UserError, WriteError
 
 
 def _kind(mode: int) -> str:
@@ -98,8 +101,6 @@ def read_record(path: str | os.PathLike) -> Any:
 
 def write_record(path: str | os.PathLike, value: Any) -> None:
     """Replace a JSON record whole: a reader never sees half of one."""
-    from .checkpoint import replacing  # torch (~3 s) with it: `gan --help` loads this module
-
     with replacing(path, str(path), kept="") as (f, _):
         f.write((json.dumps(value, indent=2) + "\n").encode())
 
@@ -109,3 +110,85 @@ def last_error_line(log: str | os.PathLike) -> str:
     lines = [line for line in Path(log).read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("Error:")]
     return (errors or lines or ["(no output)"])[-1].removeprefix("Error: ")
+
+
+# -- writing a file whole: atomic replacement (checkpoints, grids, records, exports) -------------------------------
+def fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+KEPT = "the previous checkpoint is kept"
+
+
+def write_error(what: str, error: OSError, kept: str = KEPT) -> WriteError:
+    """A failed write of a file (checkpoint, grid, log, samples, export), in the one line every such failure gets."""
+    reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+    return WriteError(f"could not write {what}: {reason}" + (f"; {kept}" if kept else ""))
+
+
+def _umask() -> int:
+    """The process's umask, from /proc where Linux shows it: setting it to read it races with other threads."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o077)  # elsewhere reading it means setting it: a strict one meanwhile
+        os.umask(mask)
+        return mask
+
+
+class _WatchedFile:
+    """A file whose failed writes are remembered: torch.save turns the OSError of a full disk into a RuntimeError
+    that no longer says why."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+@contextlib.contextmanager
+def replacing(path: Path, what: str, kept: str = KEPT, suffix: str = ".tmp") -> Iterator[tuple[BinaryIO, Path]]:
+    """A new file beside `path` to write, as an open file and its name (ending `suffix`); fsynced and renamed over
+    `path` when the block ends, with the mode any new file of the user's gets (0666 less the umask).
+
+    A crash at any point (kill -9 included) leaves either the old file or the new one, never half of one; a failed
+    write (a full disk) leaves the old one and raises WriteError naming `what`, followed by `kept`.
+    """
+    path = Path(path)
+    watched: _WatchedFile | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as error:
+        raise write_error(what, error, kept) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            watched = _WatchedFile(f)
+            yield watched, Path(tmp)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(what, error, kept) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        if watched is not None and watched.error is not None:  # torch.save's zip writer says "unexpected pos"
+            raise write_error(what, watched.error, kept) from None
+        raise
+    fsync_dir(path.parent)

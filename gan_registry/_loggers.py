@@ -17,10 +17,10 @@ import stat
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from ._files import replacing, write_error
+
 
 def _write_error(path: Path, error: OSError):
-    from .checkpoint import write_error  # checkpoint loads torch (~3 s): `gan list` loads this module, without torch
-
     return write_error(str(path), error)
 
 
@@ -44,8 +44,6 @@ def _append(path: Path, line: bytes) -> None:
 def _replace(path: Path, data: bytes) -> None:
     """Write `path` atomically, as every file a run writes is (a kill meanwhile leaves the old file; a full disk is
     one line and exit 1)."""
-    from .checkpoint import replacing
-
     with replacing(path, str(path), kept="") as (f, _):
         f.write(data)
 

@@ -39,7 +39,7 @@ from . import _threads as threads_mod
 from ._files import last_error_line, read_record, read_toml, write_record
 from ._plan import RUN_FLAG_ALIASES, Settings, make_plan, run_flags, settings_from_table
 from ._runlock import writing
-from .errors import UserError
+from .errors import TargetMissing, UserError
 
 
 
@@ -71,10 +71,6 @@ WAIT_S = 1.0
 FAILURES_IN_A_ROW = 3
 """Trials failing one after another, none complete, stop the study: the settings, not bad luck, are at fault."""
 STUDY_KEYS = ("name", "target", "direction", "trials", "seeds", "sampler", "pruner", "startup-trials", "seed", "first")
-
-
-class TargetMissing(UserError):
-    """A trial trained, but its evaluations never logged the study's target."""
 
 
 # -- the study file -------------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import pickletools
 import random
 import re
 import shutil
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -25,8 +24,8 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 import torch
 
-from ._files import NotARegularFile, open_regular
-from .errors import CheckpointError, WriteError
+from ._files import NotARegularFile, fsync_dir, open_regular, replacing, write_error  # noqa: F401 (re-exported)
+from .errors import CheckpointError
 
 FORMAT_VERSION = 2
 """1: gan-registry 0.2 and older (pickled NumPy arrays, loaded with full unpickling); 2: plain data."""
@@ -77,92 +76,11 @@ def preserved_rng() -> Iterator[None]:
         set_rng_state(saved)
 
 
-def _fsync_dir(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-KEPT = "the previous checkpoint is kept"
-
-
-def write_error(what: str, error: OSError, kept: str = KEPT) -> WriteError:
-    """A failed write of a file (checkpoint, grid, log, samples, export), in the one line every such failure gets."""
-    reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
-    return WriteError(f"could not write {what}: {reason}" + (f"; {kept}" if kept else ""))
-
-
 def remove_leftovers(folder: Path) -> None:
     """Temporary files of writes that a kill -9 or a power cut interrupted: never a checkpoint."""
     if folder.is_dir():
         for leftover in (*folder.glob(".*.tmp"), *folder.glob(".*.link")):
             leftover.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    """The process's umask, from /proc where Linux shows it: setting it to read it races with other threads."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError):
-        mask = os.umask(0o077)  # elsewhere reading it means setting it: a strict one meanwhile
-        os.umask(mask)
-        return mask
-
-
-class _WatchedFile:
-    """A file whose failed writes are remembered: torch.save turns the OSError of a full disk into a RuntimeError
-    that no longer says why."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self.error: OSError | None = None
-
-    def write(self, data: Any) -> int:
-        try:
-            return self._file.write(data)
-        except OSError as error:
-            self.error = self.error or error
-            raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
-
-
-@contextlib.contextmanager
-def replacing(path: Path, what: str, kept: str = KEPT, suffix: str = ".tmp") -> Iterator[tuple[BinaryIO, Path]]:
-    """A new file beside `path` to write, as an open file and its name (ending `suffix`); fsynced and renamed over
-    `path` when the block ends, with the mode any new file of the user's gets (0666 less the umask).
-
-    A crash at any point (kill -9 included) leaves either the old file or the new one, never half of one; a failed
-    write (a full disk) leaves the old one and raises WriteError naming `what`, followed by `kept`.
-    """
-    path = Path(path)
-    watched: _WatchedFile | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    except OSError as error:
-        raise write_error(what, error, kept) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            watched = _WatchedFile(f)
-            yield watched, Path(tmp)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except OSError as error:
-        Path(tmp).unlink(missing_ok=True)
-        raise write_error(what, error, kept) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        if watched is not None and watched.error is not None:  # torch.save's zip writer says "unexpected pos"
-            raise write_error(what, watched.error, kept) from None
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
@@ -191,7 +109,7 @@ def _link_atomic(source: Path, target: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def step_files(folder: Path) -> list[Path]:

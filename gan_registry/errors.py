@@ -101,3 +101,7 @@ class SharedError(UserError):
     def __init__(self, message: str, quiet: bool = False) -> None:
         super().__init__(message)
         self.quiet = quiet
+
+
+class TargetMissing(UserError):
+    """A study's trial trained, but its evaluations never logged the study's target."""

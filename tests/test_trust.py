@@ -17,7 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gan_registry import checkpoint, export
+from gan_registry import _files, checkpoint, export
 from gan_registry.cli import cli
 from gan_registry.errors import CheckpointError, Diverged, UserError, WriteError
 from gan_registry.testing import HANG_S, isolated_registry, run_gan, toy_plugin
@@ -268,7 +268,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         path.touch()
         return os.open("/dev/full", os.O_WRONLY), str(path)
 
-    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", full_disk)
+    monkeypatch.setattr(_files.tempfile, "mkstemp", full_disk)  # where atomic writes make their files
     result = invoke("resume", run, "--steps", "8", "--no-progress")
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1] == (
