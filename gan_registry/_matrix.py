@@ -31,7 +31,7 @@ from . import _matrix_pictures as matrix_pictures
 from . import _threads as threads_mod
 from . import params as params_mod
 from ._components import DataContext
-from ._files import last_error_line, read_record, read_text, write_record
+from ._files import last_error_line, read_record, read_text, replacing, write_record
 from ._runlock import writing
 from ._version import __version__
 from .errors import UserError
@@ -471,8 +471,6 @@ def write_outputs(out: Path, result: dict[str, Any]) -> None:
     writer.writeheader()
     for row in result["cells"]:
         writer.writerow(_flat(row))
-    from .checkpoint import replacing
-
     with replacing(out / "matrix.csv", str(out / "matrix.csv"), kept="") as (f, _):
         f.write(text.getvalue().encode())
 
