@@ -29,9 +29,11 @@ from ._components import (
     Origin,
     Phase,
     Scale,
+    Stream,
     resolve_norm,
     standard_normal,
     to_unit,
+    to_values,
 )
 from ._schedules import Schedule
 from ._registry import PluginInfo, Registry, qualified_name
@@ -175,5 +177,7 @@ __all__ = [
     "resolve_norm",
     "standard_normal",
     "to_unit",
+    "to_values",
+    "Stream",
     "__version__",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Iterator, Literal
 
 from .errors import IncompatibleError
 
@@ -129,13 +129,49 @@ class DataContext:
     name)`); None where a dataset is built outside a run."""
 
 
+class Stream:
+    """Samples read in order rather than by index: what `DataSource.load()` returns for data kept in shards (e.g.
+    WebDataset tar files, on disk or at URLs), of which each process of a run reads its own.
+
+    The engine reads one epoch at a time. The same (seed, epoch, rank, world) must give the same samples in the
+    same order: a resumed run asks for its epoch again with `skip`, the samples it had already taken, and must go
+    on with what an uninterrupted run would have read. Samples are (C, H, W) tensors, uint8 or in the
+    DataSource's value range, each with its class label (None for unlabelled data).
+    """
+
+    def __len__(self) -> int:
+        """The samples in all shards."""
+        raise NotImplementedError
+
+    def per_process(self, world: int) -> int:
+        """The fewest samples any of `world` processes reads in an epoch (each epoch lasts that long)."""
+        raise NotImplementedError
+
+    def read(self, *, seed: int, epoch: int, rank: int, world: int, skip: int = 0) -> Iterator[tuple[Any, int | None]]:
+        """Process `rank` of `world`'s samples of `epoch`, in order, less the first `skip`: (sample, label) pairs."""
+        raise NotImplementedError
+
+    def head(self, n: int) -> tuple[Any, Any]:
+        """The first `n` samples of epoch 0 read by one process, stacked, and their labels (int64) or None: a
+        fixed reference for metrics, read without going through every shard."""
+        import itertools
+
+        import torch
+
+        pairs = list(itertools.islice(self.read(seed=0, epoch=0, rank=0, world=1), n))
+        images = torch.stack([torch.as_tensor(sample) for sample, _ in pairs])
+        labels = [label for _, label in pairs]
+        return images, None if None in labels else torch.tensor(labels, dtype=torch.int64)
+
+
 @dataclass
 class DataSource:
     """A dataset, described before it is loaded so shapes are checked first.
 
-    `load()` returns either a float tensor of shape (N, *sample_shape) in `value_range`
-    (held in memory, batched by index), or a `torch.utils.data.Dataset` of such samples
-    (streamed by DataLoader workers).
+    `load()` returns a tensor of shape (N, *sample_shape), held in memory (or memory-mapped) and batched by
+    index; a `torch.utils.data.Dataset` of such samples, read by DataLoader workers; or a `Stream`, read in order
+    from shards, each process its own. Samples are floats in `value_range`, or uint8 images (0 to 255, a quarter
+    of float32's bytes) that the engine maps onto `value_range` on the device (`to_values`).
     """
 
     sample_shape: tuple[int, ...]
@@ -495,11 +531,27 @@ class ExtractorContext:
     seed: int = 0
 
 
+def _is_uint8(samples: Any) -> bool:
+    return str(getattr(samples, "dtype", "")) == "torch.uint8"  # no torch import: this module is imported early
+
+
+def to_values(samples: Any, value_range: tuple[float, float] | None) -> Any:
+    """Samples as the networks take them: uint8 images (0 to 255) mapped linearly onto `value_range`, floats as
+    they are. Datasets may keep images as uint8 (4x less memory than float32); the engine converts each batch
+    on its device."""
+    if not _is_uint8(samples):
+        return samples
+    lo, hi = value_range if value_range is not None else (0.0, 255.0)
+    return samples.float().div_(255 / (hi - lo)).add_(lo)  # x / 127.5 - 1 for [-1, 1]: what datasets computed before
+
+
 def to_unit(images: Any, value_range: tuple[float, float] | None) -> Any:
-    """Images (N, C, H, W) in a value range as floats in [0, 1], the form every feature extractor takes."""
+    """Images (N, C, H, W) in a value range (or uint8, 0 to 255) as floats in [0, 1], what feature extractors take."""
     if images.ndim != 4:
         raise IncompatibleError(f"image metrics need images (N, C, H, W); these samples have shape "
                                 f"{tuple(images.shape)}")
+    if _is_uint8(images):
+        return images.float() / 255
     lo, hi = value_range if value_range is not None else (float(images.min()), float(images.max()))
     return ((images.float() - lo) / (hi - lo)).clamp(0, 1)
 

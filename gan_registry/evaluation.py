@@ -24,7 +24,7 @@ from safetensors.torch import safe_open, save_file
 
 from . import params as params_mod
 from .params import in_group, spread_params
-from ._components import ExtractorContext, Features, to_unit
+from ._components import ExtractorContext, Features, Stream, to_unit
 from ._registry import Registry
 from .checkpoint import preserved_rng
 from .errors import IncompatibleError, PluginFailure, UserError
@@ -108,11 +108,14 @@ def reference_of(dataset: Any, params: Any, data: Any, data_dir: str | None, spl
             images, name = data.load(), "training"
     load_labels = data.load_heldout_labels if use_heldout else data.load_labels
     labels = None
-    if load_labels is not None:
+    total = len(images)
+    if isinstance(images, Stream):  # its first samples: a stream is read in order, and reading all is what it avoids
+        with blame(dataset, "reading its stream"):
+            images, labels = images.head(min(total, limit))
+    elif load_labels is not None:
         with blame(dataset, "loading its labels"):
             labels = load_labels()
-    total = len(images)
-    if total > limit:  # a fixed subset, the same for every run and every extractor
+    if total > limit and len(images) > limit:  # a fixed subset, the same for every run and every extractor
         pick = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:limit].sort().values
         images = images[pick] if isinstance(images, torch.Tensor) else torch.utils.data.Subset(images, pick.tolist())
         labels = None if labels is None else labels[pick]

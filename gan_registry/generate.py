@@ -20,7 +20,7 @@ from ._registry import Registry
 from .errors import UserError
 from .plugins import blame
 from .runs import load_networks
-from ._components import DataContext, latent_sampler, standard_normal
+from ._components import DataContext, Stream, latent_sampler, standard_normal, to_values
 
 CHUNK = 1024
 MAX_SAMPLES = 1_000_000
@@ -269,10 +269,12 @@ def reconstruct(registry: Registry, run_dir: Path, n: int, seed: int, out: Path)
         raise UserError(f"gan reconstruct draws images; {run_dir} has samples of shape {plan.spec.sample_shape}")
     check_count("-n", n, plan.spec.sample_shape)
     data = plan.load_data(heldout=True)
-    if not isinstance(data, torch.Tensor):
-        data = torch.stack([data[i] for i in range(min(len(data), n))])
+    if isinstance(data, Stream):
+        data = data.head(n)[0]
+    elif not isinstance(data, torch.Tensor):
+        data = torch.stack([torch.as_tensor(data[i]) for i in range(min(len(data), n))])
     pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    inputs = data[pick].float()
+    inputs = to_values(data[pick], plan.data.value_range).float()
     with torch.no_grad():
         outputs = networks["generator"](networks["encoder"](inputs)).float()
     error = (outputs - inputs).abs().mean().item()

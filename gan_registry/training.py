@@ -185,7 +185,7 @@ class Trainer:
         self.precision = _speed.Precision(s.precision, device, [p.name for p in self.phases],
                                           reduce=self._reduce_gradients if self.world.joined else None)
         self.batches = Batches(plan.load_data(), s.batch_size, s.seed, device, labels=plan.load_labels(),
-                               world=self.world)
+                               world=self.world, value_range=plan.data.value_range)
         self.real_batches_per_step = sum(p.repeats for p in self.phases if p.uses_real) or 1
         self._piece_parameters = list(self.pieces.parameters())  # walking the modules each phase costs ~3 %
         self._trained_by = [

@@ -6,7 +6,7 @@ import types
 import pytest
 import torch
 
-from gan_registry import Dataset, DataSource, Objective, Phase, Run, hookimpl
+from gan_registry import Dataset, DataSource, Objective, Phase, Run, hookimpl, to_values
 from gan_registry.data import Batches
 from gan_registry.testing import build, isolated_registry, toy_plugin
 
@@ -103,6 +103,6 @@ def test_image_folders_take_labels_from_subfolders(tmp_path):
                  params={"dataset": {"channels": 1}}).data
     assert data.classes == ("cats", "dogs")
     images, labels = data.load(), data.load_labels()
-    assert labels.tolist() == [0, 0, 0, 1, 1, 1] and torch.equal((images.mean((1, 2, 3)) > 0).long(), labels)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1] and torch.equal((to_values(images, data.value_range).mean((1, 2, 3)) > 0).long(), labels)
     flat = build(arch="mlp", objective="gan", dataset="folder", data_dir=str(tmp_path / "flat"), image_size=8).data
     assert flat.classes is None and flat.load_labels is None

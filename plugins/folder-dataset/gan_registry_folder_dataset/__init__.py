@@ -7,9 +7,10 @@ are composited on white first), resized so its shorter side is the image size, a
 centre-cropped to a square, in [-1, 1].
 
 Every file is decoded once up front, so unreadable or truncated files, and FIFOs or devices
-named like images, are skipped (with one warning) before training starts. When the decoded
-images fit in `max_memory_mb` they are kept in memory as one tensor; otherwise each image is
-decoded again when its batch is drawn, by the engine's DataLoader workers.
+named like images, are skipped (with one warning) before training starts, decoded by `threads` threads. When the
+decoded images fit in `max_memory_mb` they are kept in memory as one uint8 tensor (the engine
+maps each batch onto [-1, 1] on its device); otherwise each image is decoded again when its batch
+is drawn, by the engine's DataLoader workers.
 
 Importing this module does not import torch, torchvision or PIL.
 """
@@ -41,7 +42,7 @@ class FolderParams:
     )
     max_memory_mb: int = field(
         default=2048,
-        metadata={"help": "in_memory=auto: most memory the decoded float32 images may take (N*C*size*size*4 bytes)"},
+        metadata={"help": "in_memory=auto: most memory the decoded images may take, kept as uint8 (N*C*size*size bytes)"},
     )
     threads: int = field(default=0, metadata={"help": "threads decoding the images up front (0: one per CPU)"})
 

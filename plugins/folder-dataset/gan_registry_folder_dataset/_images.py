@@ -102,13 +102,8 @@ def decode(path: str | Path, size: int, channels: int, transform: Callable[[Imag
         return transform(to_mode(img, channels))
 
 
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float32 in [-1, 1]; both paths use this, so they give equal values."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
 class FolderImages(torch.utils.data.Dataset):
-    """Images decoded when asked for: float32 (channels, size, size) in [-1, 1].
+    """Images decoded when asked for: uint8 (channels, size, size), mapped onto [-1, 1] by the engine.
 
     Picklable (paths and two ints), so DataLoader workers can use it under any start method.
     """
@@ -129,7 +124,7 @@ class FolderImages(torch.utils.data.Dataset):
             image = decode(path, self.size, self.channels, self._transform)
         except Exception as error:  # it was readable when checked: changed since
             raise OSError(f"{path} could not be read (it was readable when the run started): {error}") from error
-        return to_unit_range(image)
+        return image
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_transform": None}
@@ -172,7 +167,7 @@ def load(
     threads: int = 0,
     with_paths: bool = False,
 ) -> Any:
-    """The images under `data_dir`: one float32 tensor (N, C, size, size), or a FolderImages dataset.
+    """The images under `data_dir`: one uint8 tensor (N, C, size, size), or a FolderImages dataset.
 
     Every file is decoded once here either way; unreadable ones are left out with one warning.
     """
@@ -184,7 +179,7 @@ def load(
     if not paths:
         raise UserError(_nothing_message(root, []))
 
-    needed = len(paths) * channels * size * size * 4
+    needed = len(paths) * channels * size * size
     keep = in_memory == "always" or (in_memory == "auto" and needed <= max_memory_mb * 2**20)
     transform = make_transform(size)
 
@@ -194,7 +189,7 @@ def load(
         except Exception as error:  # unreadable: any decoder error, a decompression bomb, ...
             return None, (str(error) or type(error).__name__)
 
-    # Decoded images go straight into one uint8 buffer (a quarter of the float32 result).
+    # Decoded images go straight into one uint8 buffer, kept as it is: a quarter of float32's bytes.
     buffer = torch.empty((len(paths), channels, size, size), dtype=torch.uint8) if keep else None
     good: list[Path] = []
     bad: list[tuple[Path, str]] = []
@@ -218,7 +213,7 @@ def load(
             stacklevel=3,
         )
     if buffer is not None:
-        data = to_unit_range(buffer[: len(good)])
+        data = buffer[: len(good)]
     else:
         data = FolderImages(good, size, channels)
     return (data, good) if with_paths else data

@@ -18,6 +18,7 @@ from gan_registry import DataContext, UserError
 from gan_registry.testing import run_gan
 from gan_registry.testing import no_hang as no_hang_here
 from gan_registry_folder_dataset import FolderParams, build, class_folders
+from gan_registry import to_values
 from gan_registry_folder_dataset._images import FolderImages, load
 
 SIZE = 16
@@ -93,8 +94,18 @@ def folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def images(folder) -> torch.Tensor:
+def stored(folder) -> torch.Tensor:
     return load_quietly(folder, in_memory="always")
+
+
+@pytest.fixture(scope="module")
+def images(stored) -> torch.Tensor:
+    return to_values(stored, (-1.0, 1.0))  # what the engine hands the networks
+
+
+def test_kept_as_uint8_a_quarter_of_float32(stored):
+    assert isinstance(stored, torch.Tensor) and stored.dtype == torch.uint8
+    assert stored.shape == (len(GOOD), 3, SIZE, SIZE)
 
 
 def test_shapes_range_and_sorted_order(images):
@@ -121,7 +132,7 @@ def test_centre_crop_takes_the_centre(images):
 
 
 def test_grayscale(folder):
-    gray = load_quietly(folder, in_memory="always", channels=1)
+    gray = to_values(load_quietly(folder, in_memory="always", channels=1), (-1.0, 1.0))
     assert gray.shape == (len(GOOD), 1, SIZE, SIZE)
     names = [name for name, _ in GOOD]
     assert torch.allclose(gray[names.index("c_gray.png")], unit(200), atol=1e-6)
@@ -137,7 +148,7 @@ def test_sixteen_bit_and_exif_orientation(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": upright it is portrait, red on top
     Image.fromarray(stored).save(tmp_path / "b_rotated.png", exif=exif)
-    gray, rotated = load(tmp_path, size=SIZE, in_memory="always")
+    gray, rotated = to_values(load(tmp_path, size=SIZE, in_memory="always"), (-1.0, 1.0))
     assert torch.allclose(gray, unit(40000 // 256), atol=1e-6)
     assert torch.allclose(rotated[:, : SIZE // 2 - 1], unit(RED)[:, None, None].expand(3, SIZE // 2 - 1, SIZE), atol=1e-6)
     assert torch.allclose(rotated[:, SIZE // 2 + 1 :], unit(BLUE)[:, None, None].expand(3, SIZE // 2 - 1, SIZE), atol=1e-6)
@@ -187,20 +198,20 @@ def test_source_shape_is_known_without_loading(tmp_path):
         FolderParams(channels=2)
 
 
-def test_streamed_equals_in_memory(folder, images):
+def test_streamed_equals_in_memory(folder, stored):
     source = build(FolderParams(in_memory="never"), DataContext(data_dir=str(folder), image_size=SIZE))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         streamed = source.load()
     assert isinstance(streamed, torch.utils.data.Dataset) and not isinstance(streamed, torch.Tensor)
     assert len(streamed) == len(GOOD)
-    assert torch.equal(torch.stack([streamed[i] for i in range(len(streamed))]), images)
+    assert torch.equal(torch.stack([streamed[i] for i in range(len(streamed))]), stored)
     copy = pickle.loads(pickle.dumps(streamed))  # what a DataLoader worker gets under spawn
-    assert isinstance(copy, FolderImages) and torch.equal(copy[5], images[5])
+    assert isinstance(copy, FolderImages) and torch.equal(copy[5], stored[5])
 
-    # auto: in memory when N*C*H*W*4 bytes fit in max_memory_mb, streamed otherwise
+    # auto: in memory when N*C*H*W bytes (uint8) fit in max_memory_mb, streamed otherwise
     assert isinstance(load_quietly(folder, max_memory_mb=0), FolderImages)
-    assert torch.equal(load_quietly(folder, threads=1), images)
+    assert torch.equal(load_quietly(folder, threads=1), stored)
 
 
 def gan(*args: str) -> subprocess.Popen:

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from gan_registry import Extractor, IncompatibleError, hookimpl, to_unit
+from gan_registry import Extractor, IncompatibleError, Stream, hookimpl, to_unit
 
 VERSION = 1  # of the network and its training: a change retrains every cached classifier
 FEATURE_WIDTH = 128
@@ -54,12 +54,17 @@ def _exclusive(lock_path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _tensor_of(images, limit: int):
+def _labelled(load, load_labels, limit: int):
+    """The first `limit` images and their labels; a Stream's labels come with its samples."""
     import torch
 
+    images = load()
+    if isinstance(images, Stream):
+        return images.head(min(len(images), limit))
+    labels = load_labels()[:limit].long()
     if isinstance(images, torch.Tensor):
-        return images[:limit]
-    return torch.stack([torch.as_tensor(images[i]) for i in range(min(len(images), limit))])
+        return images[:limit], labels
+    return torch.stack([torch.as_tensor(images[i]) for i in range(min(len(images), limit))]), labels
 
 
 def _accuracy(net, images, labels) -> float:
@@ -75,11 +80,11 @@ def train(data, steps: int, seed: int, device):
     """The network trained on `data`'s labels, and its accuracy on held-out images (with how many)."""
     import torch
 
-    images = to_unit(_tensor_of(data.load(), TRAIN_LIMIT).float(), data.value_range)
-    labels = data.load_labels()[:len(images)].long()
+    images, labels = _labelled(data.load, data.load_labels, TRAIN_LIMIT)
+    images = to_unit(images, data.value_range)
     if data.load_heldout is not None and data.load_heldout_labels is not None:
-        test_images = to_unit(_tensor_of(data.load_heldout(), 10_000).float(), data.value_range)
-        test_labels = data.load_heldout_labels()[:len(test_images)].long()
+        test_images, test_labels = _labelled(data.load_heldout, data.load_heldout_labels, 10_000)
+        test_images = to_unit(test_images, data.value_range)
     else:  # no held-out split: keep the last tenth of the training images for the accuracy
         cut = len(images) - max(1, len(images) // 10)
         images, test_images, labels, test_labels = images[:cut], images[cut:], labels[:cut], labels[cut:]
