@@ -667,6 +667,42 @@ def study_worker_command(folder: Path, storage: str, threads: int, index: int) -
     _study.work(folder, storage, threads, index, say=lambda text: click.echo(text, err=True))
 
 
+@cli.group("data")
+def data_command() -> None:
+    """Prepare datasets once for fast reading at scale (the `packed` dataset reads them); docs/data.md."""
+
+
+@data_command.command("pack")
+@click.option("--dataset", required=True, help="Any dataset the registry knows: folder, mnist, cifar10, digits, ...")
+@click.option("--data-dir", type=click.Path(), help="Where the dataset's files are.")
+@click.option("-p", "param", multiple=True, metavar="dataset.PARAM=VALUE", help="The dataset's parameters; repeatable.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="A new folder: header.json beside images.npy/labels.npy, or beside the .tar shards.")
+@click.option("--image-size", type=click.IntRange(min=1), help="Resize image datasets to this many pixels a side.")
+@click.option("--format", "layout", type=click.Choice(["array", "shards"]), default="array", show_default=True,
+              help="array: one memory-mapped uint8 array; shards: WebDataset tar files, for streaming.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Images per shard (--format shards).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar on stderr.")
+def data_pack_command(dataset: str, data_dir: str | None, param: tuple[str, ...], out: Path, image_size: int | None,
+                      layout: str, shard_size: int, progress: bool) -> None:
+    """Pack a dataset's images as uint8, once: `--dataset packed --data-dir OUT` then trains without its source."""
+    from . import _pack
+
+    grouped = _parse_param_flags(param)
+    if set(grouped) - {"dataset"}:
+        raise UserError(f"gan data pack -p takes dataset.PARAM=VALUE, not {sorted(set(grouped) - {'dataset'})[0]}.*")
+    header = _pack.pack(_registry(), dataset, grouped.get("dataset", {}), out, data_dir=data_dir,
+                        image_size=image_size, layout=layout, shard_size=shard_size, progress=progress)
+    images = header["images"]
+    where = f"{len(header['shards'])} shards" if header["layout"] == "shards" else "images.npy"
+    click.echo(f"packed {images['count']:,} images ({images['channels']}x{images['resolution']}x{images['resolution']}"
+               f" uint8{', ' + str(len(header['classes'])) + ' classes' if header['classes'] else ''}) into {out}"
+               f" ({where}); train with --dataset packed --data-dir {out}")
+    for line in header["skipped"]:
+        click.echo(f"skipped: {line}", err=True)
+
+
 cli.add_command(new_plugin_command)
 
 
