@@ -23,9 +23,9 @@ from PIL import Image as PILImage
 
 import gan_registry_hf_dataset
 from gan_registry import DataContext, UserError
-from gan_registry.testing import isolated_registry, toy_plugin, train_briefly
+from gan_registry.testing import isolated_registry, no_hang, reference_of, toy_plugin, train_briefly
 from gan_registry_hf_dataset import HFParams, build
-from gan_registry_hf_dataset._images import HFImages
+from gan_registry_hf_dataset._images import HFImages, decode, square
 
 PLUGIN = Path(__file__).resolve().parents[1]
 SIZE = 16
@@ -154,6 +154,21 @@ def test_streamed_equals_in_memory_and_pickles(saved):
     assert torch.equal(torch.stack([copy[i] for i in range(len(copy))]), colours(TRAIN))
     assert isinstance(source(saved, max_memory_mb=0).load(), HFImages)  # auto: too large for the memory allowed
     assert torch.equal(source(saved, threads=3).load(), colours(TRAIN))
+
+
+def test_metrics_take_the_heldout_split_as_their_reference(saved):
+    registry = isolated_registry(gan_registry_hf_dataset)
+    params = HFParams(image="img")
+    data = build(params, DataContext(data_dir=str(saved), image_size=SIZE))
+    reference = reference_of(registry.get("dataset", "hf"), params, data, str(saved), split="heldout")
+    assert "held-out split, 2 images" in reference.describe
+    assert torch.equal(reference.images, colours(TEST)) and reference.labels.tolist() == [2, 0]
+
+
+def test_an_image_path_to_a_fifo_is_refused_unopened(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    with no_hang(60), pytest.raises(OSError, match="is not a regular file"):
+        decode({"bytes": None, "path": str(tmp_path / "pipe.png")}, Image(), 3, square(SIZE))
 
 
 def test_trains_streamed_through_the_engine(saved, tmp_path):
