@@ -157,11 +157,34 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+ALREADY_TRAINED = ("is already at step", "has already trained")
+"""What `gan resume` says of a run at its end: one killed after its last step, before whoever ran it noted so."""
+
+
+def train_to_the_end(run_dir: Path, new_run: list[str], run: Callable[[list[str]], int], log: Path,
+                     more: tuple[str, ...] = ()) -> tuple[int, list[str]]:
+    """Bring a run folder to its end by `run(args)`, a `gan` child writing to `log`: `gan resume` (with `more`)
+    where it has a checkpoint, else `new_run` in the folder cleared of what a run killed before its first
+    checkpoint left. A resume that finds the run already trained is done. The exit code and the arguments."""
+    from .runs import RUN_FILES
+
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        args = ["resume", str(run_dir), *more, "--no-progress"]
+        code = run(args)
+        if code == 2 and any(said in last_error_line(log) for said in ALREADY_TRAINED):
+            code = 0
+        return code, args
+    if run_dir.is_dir():  # nothing of a run without a checkpoint is worth keeping, and `gan run` wants a new folder
+        for name in RUN_FILES:
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    args = [*new_run, "--no-progress"]
+    return run(args), args
+
+
 def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[str, ...], threads: int,
                floor: dict[str, Any]) -> dict[str, Any]:
     """Train (or go on training) one cell, measure it, and write its record; the record is returned."""
-    from .runs import RUN_FILES
-
     run_dir = out / "cells" / cell.slug
     log = out / "logs" / f"{cell.slug}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -185,18 +208,8 @@ def train_cell(cell: Cell, out: Path, seed: int, samples: int, metrics: tuple[st
               "run": str(Path("cells") / cell.slug), "command": "gan " + " ".join(cell.command(run_dir, seed)),
               "requested_steps": cell.steps}
     if not (run_dir / TRAINED_MARK).is_file():
-        if (run_dir / "checkpoints" / "last.pt").is_file():
-            longer = ["--steps", str(cell.steps)] if cell.steps else []
-            code, _ = step(["resume", str(run_dir), *longer, "--no-progress"])
-            said = last_error_line(log)
-            already = "is already at step" in said or "has already trained" in said
-            code = 0 if code == 2 and already else code
-        else:
-            if run_dir.is_dir():  # killed before its first checkpoint: nothing of it is worth keeping
-                for name in RUN_FILES:
-                    path = run_dir / name
-                    shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-            code, _ = step([*cell.command(run_dir, seed), "--no-progress"])
+        longer = ("--steps", str(cell.steps)) if cell.steps else ()
+        code, _ = train_to_the_end(run_dir, cell.command(run_dir, seed), lambda args: step(args)[0], log, longer)
         keep_spent()
         if code != 0:
             record.update(reason=f"training exited {code}: {last_error_line(log)}")

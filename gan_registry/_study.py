@@ -18,7 +18,6 @@ import fcntl
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -400,15 +399,6 @@ def read_evaluations(run_dir: Path, target: str) -> tuple[dict[int, float], set[
     return found, names
 
 
-def _clear_unstarted(run_dir: Path) -> None:
-    """A run killed before its first checkpoint: nothing of it is worth keeping (`gan run` wants a new folder)."""
-    from .runs import RUN_FILES
-
-    for name in RUN_FILES:
-        path = run_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-
-
 class Worker:
     """Runs trials of one study, one at a time, until it has its number of COMPLETE trials."""
 
@@ -534,16 +524,11 @@ class Worker:
         log = self.folder / "logs" / f"{run_dir.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         if not (run_dir / TRAINED_MARK).is_file():
-            resuming = (run_dir / "checkpoints" / "last.pt").is_file()
-            if resuming:
-                args = ["resume", str(run_dir), "--no-progress"]
-            else:
-                if run_dir.is_dir():
-                    _clear_unstarted(run_dir)
-                args = [*self.spec.command(chosen, seed_index, run_dir), "--no-progress"]
-            code = self._run_child(args, log, trial if report else None, run_dir)
-            if code == 2 and resuming and "is already at step" in last_error_line(log):
-                code = 0  # killed after its last step, before the mark
+            from ._matrix import train_to_the_end
+
+            code, args = train_to_the_end(run_dir, self.spec.command(chosen, seed_index, run_dir),
+                                          lambda args: self._run_child(args, log, trial if report else None, run_dir),
+                                          log)
             if code != 0:
                 raise _TrainingFailed(f"gan {args[0]} exited {code}: {last_error_line(log)} (log: {log})")
             (run_dir / TRAINED_MARK).write_text("trained\n")

@@ -198,6 +198,8 @@ class Trainer:
         """{"objective.r1": (its parameters object, the field, the Schedule)}: set before each step."""
         self.scheduled_settings = plan.settings.scheduled_settings()
         """{"ema_half_life": its Schedule}: run settings whose users read them at the step (the generator average)."""
+        self.scheduled = bool(self.schedules or self.scheduled_settings)
+        """Whether anything moves over the run (then its span is checkpointed)."""
         self.schedule_span: int | None = None
         """The steps a schedule without its own STEPS spans: the run's length when it first trained."""
         judge = {id(t) for t in self.models["discriminator"].parameters()}
@@ -285,7 +287,7 @@ class Trainer:
             "models": self.models.state_dict(),
             "optimizers": {p.name: p.optimizer.state_dict() for p in self.phases},
             "fixed_noise": self.fixed_noise.cpu(),
-            **({"schedule_span": self.schedule_span} if self.schedules or self.scheduled_settings else {}),
+            **({"schedule_span": self.schedule_span} if self.scheduled else {}),
             "rng": checkpoint.rng_state(),
             "settings": self.plan.settings.as_dict(),
             **({"augment": self.augment.state_dict()} if self.augment is not None else {}),
@@ -580,7 +582,7 @@ class Trainer:
         self.models.train()
         total = self.total_steps = self._estimate_total(max_steps, max_epochs)
         # A schedule's span is fixed when the run first trains, then checkpointed.
-        if (self.schedules or self.scheduled_settings) and self.schedule_span is None:
+        if self.scheduled and self.schedule_span is None:
             self.schedule_span = total or 1
         self._max_steps, self._max_epochs = max_steps, max_epochs
         self.stopping = False
