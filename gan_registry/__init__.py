@@ -36,6 +36,7 @@ from ._components import (
 from ._schedules import Schedule
 from ._registry import PluginInfo, Registry, qualified_name
 from .api import Run, Study, load_plugins, matrix
+from .api import LoadedGenerator, load_generator
 from .errors import (
     AmbiguousComponentError,
     CheckpointError,
@@ -176,4 +177,6 @@ __all__ = [
     "standard_normal",
     "to_unit",
     "__version__",
+    "LoadedGenerator",
+    "load_generator",
 ]
