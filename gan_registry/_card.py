@@ -112,8 +112,7 @@ def _measured(run_dir: Path, config: dict[str, Any], state: dict[str, Any], chec
         for key, value in record.items():
             prefix, _, name = key.partition("/")
             if prefix in ("eval", "final") and key != "eval/best_step" and _number(value):
-                when = ("during training (--eval-every), fresh samples at the end" if prefix == "final"
-                        else "during training (--eval-every)")
+                when = "--eval-every, once more at the end on fresh samples" if prefix == "final" else "--eval-every"
                 found.append({"name": name, "value": value, "step": step, "by": when, "protocol": protocol})
     report = read_record(run_dir / "eval.json")
     mine = isinstance(report, dict) and isinstance(report.get("checkpoint"), dict) \
@@ -201,7 +200,8 @@ def sections(facts: dict[str, Any], sha256: str) -> dict[str, str]:
                f"It needs `pip install {' '.join(f['install'])}`, and reads only tensors and JSON (nothing in this "
                f"folder is code). `gan sample {f['folder']} -n 64 -o samples.png` draws from it too, and "
                f"`gan export --verify {f['folder']}` checks that the weights are the ones this card describes.")
-    processes = "; ".join(f"from step {p.get('from_step')}: {p.get('world_size')} process(es)"
+    processes = "; ".join(f"from step {p.get('from_step')}, {p.get('world_size')} "
+                          + ("process" if p.get("world_size") == 1 else "processes")
                           for p in f["processes"] if isinstance(p, dict)) or "one process"
     reproducing = ("```bash\n" + "\n".join(f["commands"]) + "\n```\n\n"
                    f"Processes that trained it: {processes} (config.json records a change of process count; a resume "
