@@ -228,14 +228,15 @@ class Run:
     def export(self, path: str | Path, *, force: bool = False, license: str | None = None) -> Path:
         """The generator as one `.safetensors` file, or a folder with its model card where `path` ends in / or has
         no suffix (see `gan export`); `license` is the card's."""
-        return _export(self._registry, self.dir, path, force, license)
+        return export_run(self._registry, self.dir, path, force, license)
 
     def __repr__(self) -> str:
         s = self._plan.settings
         return f"Run({str(self.dir)!r}, arch={s.arch!r}, objective={s.objective!r}, dataset={s.dataset!r})"
 
 
-def _export(registry: Any, run_dir: Path, out: str | Path, force: bool, license: str | None) -> Path:
+def export_run(registry: Any, run_dir: Path, out: str | Path, force: bool, license: str | None) -> Path:
+    """`gan export`: a folder with the model card where `out` names one (`_share.is_folder_name`), else one file."""
     from . import _share, export  # torch (~3 s)
 
     if _share.is_folder_name(out):

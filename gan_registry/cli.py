@@ -22,6 +22,7 @@ from ._files import read_toml
 from ._schedules import MOVING_SLOTS, SYNTAX as SCHEDULE_SYNTAX
 from ._runlock import check_free
 from .api import Run
+from .api import export_run
 from .scaffold import new_plugin_command
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
@@ -434,9 +435,7 @@ def export_command(run_dir: Path, output: Path | None, force: bool, license: str
         return
     if output is None:
         raise UserError("give -o DIR/ (a folder with the model card) or -o MODEL.safetensors")
-    from .api import _export
-
-    path = _export(_registry(), run_dir, output, force, license)
+    path = export_run(_registry(), run_dir, output, force, license)
     size = sum(p.stat().st_size for p in path.iterdir()) if path.is_dir() else path.stat().st_size
     click.echo(f"wrote {path}{'/' if path.is_dir() else ''} ({size / 1e6:.2f} MB)")
 
