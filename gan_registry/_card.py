@@ -280,9 +280,10 @@ def _front_matter(text: str, where: str) -> dict[str, Any]:
     from huggingface_hub import ModelCard  # ~0.4 s: cards only
 
     try:
-        return ModelCard(text, ignore_metadata_errors=True).data.to_dict()
+        return ModelCard(text).data.to_dict()
     except (ValueError, TypeError, AttributeError, KeyError, RecursionError, yaml.YAMLError) as error:
-        raise UserError(f"{where}: its front matter cannot be read ({' '.join(str(error).split())[:120]})") from None
+        said = " ".join(str(error).split(". Pass `ignore_metadata_errors")[0].split())  # hub advice, not ours
+        raise UserError(f"{where}: its front matter cannot be read ({said[:120]})") from None
 
 
 def _states(actual: Any, expected: Any) -> bool:
@@ -300,12 +301,15 @@ def check(card: Path, facts: dict[str, Any], sha256: str) -> None:
             from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{card} cannot be read ({error})") from None
+    if not text.startswith("---\n"):
+        raise UserError(f"{card} has no YAML front matter; the card was edited after `gan export` (rewrite it with "
+                        "`gan card RUN -o DIR`)")
     expected = _front_matter(render(facts, sha256), f"{card.parent}/config.json")
     actual = _front_matter(text, str(card))
     changed = sorted(key for key, value in expected.items() if not _states(actual.get(key), value))
     if changed:
-        raise UserError(f"{card}: its front matter states another {changed[0]} than config.json; the card was edited "
-                        "after `gan export` (rewrite it with `gan card RUN -o DIR`)")
+        raise UserError(f"{card}: its front matter's '{changed[0]}' is not what config.json records; the card was "
+                        "edited after `gan export` (rewrite it with `gan card RUN -o DIR`)")
     for title, body in sections(facts, sha256).items():
         if f"## {title}\n\n{body}" not in text:
             raise UserError(f"{card}: its section '{title}' does not state what config.json records; the card was "

@@ -130,8 +130,11 @@ def test_tampered_weights_are_refused_by_verify_sample_and_loading(shared, tmp_p
 @pytest.mark.parametrize("edit, fragment", [
     (lambda t: t.replace("| steps | 12 |", "| steps | 1200 |"), "its section 'Training' does not state"),
     (lambda t: re.sub(r"(type: modes_covered\n\s+value: )\d+", r"\g<1>8", t, count=1),
-     "its front matter states another model-index"),
-    (lambda t: t.replace("library_name: gan-registry", "library_name: diffusers"), "another library_name"),
+     "its front matter's 'model-index' is not what config.json records"),
+    (lambda t: t.replace("library_name: gan-registry", "library_name: diffusers"), "front matter's 'library_name'"),
+    (lambda t: t.split("---\n", 2)[2], "has no YAML front matter"),
+    (lambda t: t.replace("library_name: gan-registry", "library_name: !!python/object/apply:os.system [id]"),
+     "its front matter cannot be read (could not determine a constructor"),
 ])
 def test_an_edited_card_is_refused(shared, tmp_path, edit, fragment):
     folder = tmp_path / "edited"
