@@ -38,6 +38,7 @@ from ._components import (
 from ._schedules import Schedule
 from ._registry import PluginInfo, Registry, qualified_name
 from .api import Run, Study, load_plugins, matrix
+from .api import LoadedGenerator, load_generator
 from .errors import (
     AmbiguousComponentError,
     CheckpointError,
@@ -180,4 +181,6 @@ __all__ = [
     "to_values",
     "Stream",
     "__version__",
+    "LoadedGenerator",
+    "load_generator",
 ]

@@ -201,7 +201,34 @@ def write_animation(samples_dir: Any) -> Any:
 
 
 class Checkpoints:
-    """checkpoints/last.pt, written where the grids are (so each grid has its weights) and at the end."""
+    """checkpoints/last.pt, written where the grids are (so each grid has its weights) and at the end.
+
+    Each checkpoint also keeps the wall time spent training its weights and the devices that trained them: facts a
+    model card states (`gan export -o DIR/`) that no setting records. Time after the last checkpoint of a process
+    that stopped is not counted: a resume trains those steps again.
+    """
+
+    def __init__(self) -> None:
+        self.seconds, self.devices, self._since, self._run = 0.0, [], None, None
+
+    def state_dict(self) -> dict[str, Any]:
+        spent = self.seconds + (time.perf_counter() - self._since if self._since is not None else 0.0)
+        state = {"wall_seconds": round(spent, 3), "devices": list(self.devices)}
+        if self._run is not None:  # real images the discriminator was shown: the objective's phases say how many
+            run = self._run
+            state["images_seen"] = run.step * run.plan.settings.batch_size * run.real_batches_per_step
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        seconds, devices = state.get("wall_seconds"), state.get("devices")
+        self.seconds = float(seconds) if isinstance(seconds, (int, float)) and math.isfinite(seconds) else 0.0
+        self.devices = [d for d in devices if isinstance(d, str)] if isinstance(devices, list) else []
+
+    def on_train_start(self, run: Any) -> None:
+        self._since, self._run = time.perf_counter(), run
+        device = _device_name(run.device, run.world.size)
+        if device not in self.devices:
+            self.devices.append(device)
 
     def on_step_end(self, run: Any) -> None:
         every = run.plan.settings.sample_every
@@ -214,6 +241,16 @@ class Checkpoints:
 
     def on_train_end(self, run: Any) -> None:
         run.save()
+
+
+def _device_name(device: Any, processes: int) -> str:
+    """'cpu', or 'cuda (NVIDIA H100 80GB HBM3)'; with 'x N' for N processes."""
+    import torch  # ~3 s: `gan list` loads this module; a run has it loaded already
+
+    name = str(getattr(device, "type", device))
+    if name == "cuda" and torch.cuda.is_available():
+        name += f" ({torch.cuda.get_device_name(device)})"
+    return name + (f" x {processes}" if processes > 1 else "")
 
 
 EVAL_SEED_OFFSET = 104_729
@@ -230,12 +267,15 @@ class Evaluation:
 
     def __init__(self) -> None:
         self.best: dict[str, Any] | None = None
+        self.protocol: dict[str, Any] | None = None
+        """How the last evaluation measured (extractor, its weights, reference), kept for the model card."""
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
+        return {"best": self.best, **({"protocol": self.protocol} if self.protocol else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state.get("best")
+        self.protocol = state.get("protocol") if isinstance(state.get("protocol"), dict) else None
 
     def on_train_start(self, run: Any) -> None:
         evaluator = run.plan.evaluator
@@ -282,6 +322,10 @@ class Evaluation:
             report = evaluator.measure(fake, samples, run.plan.data, gather=gather)
         values = {key: value for result in report["metrics"].values() for key, value in result.items()
                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        # Without the samples' seed and the cache's note: a resumed run keeps the same protocol as a straight one.
+        self.protocol = {"samples": n, **{k: v for k, v in report["protocol"].items() if k != "generated"}}
+        if evaluator.reference is not None and "reference" in self.protocol:
+            self.protocol["reference"] = evaluator.reference.describe
         record = {"step": run.step, "epoch": run.epoch, **{f"{prefix}/{k}": v for k, v in values.items()}}
         if keep_best:
             self._keep_best(run, report)

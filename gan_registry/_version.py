@@ -3,4 +3,4 @@ without importing the package's public face, which imports every layer.
 
 Layer: contracts (docs/architecture.md).
 """
-__version__ = "0.16.0"
+__version__ = "0.17.0"

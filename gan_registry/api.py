@@ -225,15 +225,71 @@ class Run:
             raise UserError("samples must be at least 1")
         return generate.evaluate(self._registry, self.dir, tuple(metrics), samples, seed, params)
 
-    def export(self, path: str | Path, *, force: bool = False) -> Path:
-        """The generator as one `.safetensors` file (see `gan export`)."""
-        from . import export
-
-        return export.export(self._registry, self.dir, Path(path), force=force)
+    def export(self, path: str | Path, *, force: bool = False, license: str | None = None) -> Path:
+        """The generator as one `.safetensors` file, or a folder with its model card where `path` ends in / or has
+        no suffix (see `gan export`); `license` is the card's."""
+        return export_run(self._registry, self.dir, path, force, license)
 
     def __repr__(self) -> str:
         s = self._plan.settings
         return f"Run({str(self.dir)!r}, arch={s.arch!r}, objective={s.objective!r}, dataset={s.dataset!r})"
+
+
+def export_run(registry: Any, run_dir: Path, out: str | Path, force: bool, license: str | None) -> Path:
+    """`gan export`: a folder with the model card where `out` names one (`_share.is_folder_name`), else one file."""
+    from . import _share, export  # torch (~3 s)
+
+    if _share.is_folder_name(out):
+        return _share.export_folder(registry, run_dir, Path(out), force=force, license=license)
+    if license is not None:
+        raise UserError("a license is stated in a model card: export to a folder (end -o with /) to give one")
+    return export.export(registry, run_dir, Path(out), force=force)
+
+
+class LoadedGenerator:
+    """A generator loaded from a `gan export` folder or file (`load_generator`): `sample` draws from it, `module`
+    is the `torch.nn.Module` itself (in eval mode, on the CPU)."""
+
+    def __init__(self, loaded: Any, path: Path) -> None:
+        self._loaded, self.path = loaded, path
+        self.module = loaded.generator
+        self.classes: tuple[str, ...] | None = loaded.classes
+        """The class names of a conditional generator, else None."""
+        self.sample_shape: tuple[int, ...] = loaded.sample_shape
+        self.value_range: tuple[float, float] | None = loaded.value_range
+        self.latent_dim: int = loaded.latent_dim
+
+    def sample(self, n: int | None = None, seed: int = 0, classes: Any = (), truncation: float | None = None) -> Any:
+        """`n` samples (a tensor in the data's value range), the same as `gan sample PATH -n N --seed SEED` draws:
+        default 64, or 8 of each class of a conditional generator; `classes` (names or indices) picks them, and
+        `truncation` (psi > 0) draws them with the truncation trick."""
+        from . import generate
+
+        classes = (classes,) if isinstance(classes, (str, int)) else classes
+        if n is not None:
+            generate.check_count("n", n)
+        return generate.drawn_from(self._loaded, self.path, n, seed, tuple(str(c) for c in classes),
+                                   truncation=truncation, flag="n").samples
+
+    def __repr__(self) -> str:
+        return f"LoadedGenerator({str(self.path)!r}, sample_shape={self.sample_shape}, classes={self.classes})"
+
+
+def load_generator(path: str | Path, *, registry: Any = None) -> LoadedGenerator:
+    """A generator written by `gan export`: a folder (whose weights, config.json and card must agree) or a
+    .safetensors file. It needs the plugins that built it installed, and names the missing one with its
+    distribution; nothing in the folder or file is code, and nothing is unpickled.
+
+        import gan_registry as gr
+        generator = gr.load_generator("model")
+        samples = generator.sample(16, seed=0)
+    """
+    from . import export, generate  # torch (~3 s)
+
+    path = Path(path)
+    if not export.is_export(path):
+        raise UserError(f"{path} is not a folder or .safetensors file written by `gan export`")
+    return LoadedGenerator(generate.load_generator(registry or load_plugins(), path), path)
 
 
 def matrix(dataset: Any = "digits", arch: Any = (), objective: Any = (), **options: Any) -> dict[str, Any]:

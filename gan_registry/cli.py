@@ -22,6 +22,7 @@ from ._files import read_toml
 from ._schedules import MOVING_SLOTS, SYNTAX as SCHEDULE_SYNTAX
 from ._runlock import check_free
 from .api import Run
+from .api import export_run
 from .scaffold import new_plugin_command
 from .errors import Interrupted, PluginFailure, PluginLoadError, RunStopped, UserError
 
@@ -355,7 +356,7 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 
 
 @cli.command("sample")
-@click.argument("source", metavar="RUN_DIR|MODEL.safetensors", type=click.Path(path_type=Path))
+@click.argument("source", metavar="RUN_DIR|DIR|MODEL.safetensors", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=int,
               help="Number of samples (default 64; a conditional run: 8 of each class drawn; --interpolate: "
                    "rows x steps, or the walkers of a .gif; --nearest: rows, default 8).")
@@ -379,7 +380,7 @@ def resume_command(run_dir: Path, epochs: int | None, steps: int | None, device:
 def sample_command(source: Path, count: int, seed: int, output: Path, classes: tuple[str, ...],
                    truncation: float | None, interpolate: bool, interpolate_steps: int | None, nearest: bool,
                    nearest_k: int | None, extractor: str | None) -> None:
-    """Draw samples from a run's generator, or from a file written by `gan export`.
+    """Draw samples from a run's generator, or from a folder or file written by `gan export`.
 
     Raw samples are in the dataset's value range; the same seed draws the same samples from a run and its export.
     A conditional generator draws a row of each class, or the classes asked with --class.
@@ -409,18 +410,34 @@ def sample_command(source: Path, count: int, seed: int, output: Path, classes: t
 
 
 @cli.command("export")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .safetensors file to write.")
-@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
-def export_command(run_dir: Path, output: Path, force: bool) -> None:
-    """Write a run's generator as one shareable .safetensors file (weights, components, prior, value range).
+@click.argument("run_dir", metavar="RUN_DIR|DIR", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="A folder (end it with /: weights, config.json, the model card README.md, samples.png, "
+                   "curves.png) or one .safetensors file.")
+@click.option("--force", is_flag=True, help="Overwrite the output file, or the export's files in the folder.")
+@click.option("--license", metavar="ID", help="The card's license (a hub identifier, e.g. mit; default: none stated).")
+@click.option("--verify", is_flag=True,
+              help="Check the export folder DIR instead: its weights' sha256, config.json and card must agree.")
+def export_command(run_dir: Path, output: Path | None, force: bool, license: str | None, verify: bool) -> None:
+    """Write a run's generator as a shareable folder with its model card, or as one .safetensors file (weights,
+    components, prior, value range).
 
-    `gan sample MODEL.safetensors` draws from it wherever the plugins that built it are installed.
+    `gan sample DIR` (or `gan_registry.load_generator(DIR)`) draws from it wherever the plugins that built it are
+    installed; `huggingface_hub.upload_folder` publishes the folder as it is.
     """
-    from . import export
+    if verify:
+        if output is not None or license is not None or force:
+            raise UserError("gan export --verify DIR checks a folder; it takes no -o, --license or --force")
+        from . import export
 
-    path = export.export(_registry(), run_dir, output, force=force)
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        config = export.verify(run_dir)
+        click.echo(f"{run_dir}: weights (sha256 {config['weights']['sha256'][:16]}...), config.json and card agree")
+        return
+    if output is None:
+        raise UserError("give -o DIR/ (a folder with the model card) or -o MODEL.safetensors")
+    path = export_run(_registry(), run_dir, output, force, license)
+    size = sum(p.stat().st_size for p in path.iterdir()) if path.is_dir() else path.stat().st_size
+    click.echo(f"wrote {path}{'/' if path.is_dir() else ''} ({size / 1e6:.2f} MB)")
 
 
 @cli.command("reconstruct")
@@ -701,6 +718,23 @@ def data_pack_command(dataset: str, data_dir: str | None, param: tuple[str, ...]
                f" ({where}); train with --dataset packed --data-dir {out}")
     for line in header["skipped"]:
         click.echo(f"skipped: {line}", err=True)
+
+
+@cli.command("card")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), metavar="DIR",
+              help="Rewrite the card of this export folder of RUN_DIR (e.g. after `gan eval`); default: print it.")
+@click.option("--license", metavar="ID", help="The card's license (default: the folder's, else none stated).")
+def card_command(run_dir: Path, output: Path | None, license: str | None) -> None:
+    """The model card of a run's last checkpoint, made from its records alone: reproducing commands, data,
+    training, every metric measured on it with its protocol (or "not measured"), classes, license."""
+    from . import _share
+
+    text = _share.card(_registry(), run_dir, output, license)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {output / 'README.md'}")
 
 
 cli.add_command(new_plugin_command)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import _conditioning, checkpoint, evaluation, export, render
+from . import _card, _conditioning, checkpoint, evaluation, export, render
 from . import params as params_mod
 from ._registry import Registry
 from .errors import UserError
@@ -184,6 +184,8 @@ def load_generator(registry: Registry, source: Path) -> Loaded:
 
 def weights_file(source: Path, checkpoint_name: str = "last.pt") -> Path:
     """The file whose weights a run directory's or an exported generator's samples come from."""
+    if export.is_folder(source):
+        return Path(source) / export.WEIGHTS_NAME
     return Path(source) if export.is_export(source) else Path(source) / "checkpoints" / checkpoint_name
 
 
@@ -194,7 +196,12 @@ def samples_of(registry: Registry, source: Path, n: int | None, seed: int, class
     each class drawn. Samples that are not finite are refused `for_metrics`, else warned of."""
     if n is not None:
         check_count(flag, n)
-    loaded = load_generator(registry, source)
+    return drawn_from(load_generator(registry, source), source, n, seed, classes, for_metrics, truncation, flag)
+
+
+def drawn_from(loaded: Loaded, source: Path, n: int | None, seed: int, classes: tuple[str, ...] = (),
+               for_metrics: bool = False, truncation: float | None = None, flag: str = "-n") -> Drawn:
+    """`samples_of` a generator already loaded (from `source`)."""
     chosen = loaded.chosen_classes(classes, source)
     if n is None:  # a row for each class drawn; 64 where there is one row or none
         rows = chosen if chosen is not None else loaded.classes or ()
@@ -314,9 +321,11 @@ def evaluate(registry: Registry, run_dir: Path, metrics: tuple[str, ...], n: int
                                labels=labels)
     report = evaluator.measure(fake, samples, plan.data, required=bool(metrics))
     report = {"samples": n, "seed": seed, **({"truncation": truncation} if truncation is not None else {}), **report}
+    # Which weights were measured: a model card states these numbers only for the checkpoint they are of.
+    measured = {"name": checkpoint_name, "sha256": _card.sha256_file(weights_file(run_dir, checkpoint_name))}
     path = Path(run_dir) / "eval.json"
     with checkpoint.replacing(path, str(path), kept="") as (f, _):
-        f.write((json.dumps(report, indent=2) + "\n").encode())
+        f.write((json.dumps({**report, "checkpoint": measured}, indent=2) + "\n").encode())
     return report
 
 
@@ -329,7 +338,7 @@ def image_source(registry: Registry, text: str, n: int, seed: int, dataset_param
     """What `gan eval --real/--fake SRC` names: a run or exported generator (n samples drawn, from noise truncated
     at psi `truncation` if given), a folder of images, or a dataset as NAME or NAME:train / NAME:heldout."""
     path = Path(text).expanduser()
-    if path.is_file() and export.is_export(path) or (path / "checkpoints" / "last.pt").is_file():
+    if export.is_export(path) and path.exists() or (path / "checkpoints" / "last.pt").is_file():
         drawn = samples_of(registry, path, n, seed, for_metrics=True, truncation=truncation, flag="--samples")
         return evaluation.ImageSet(drawn.samples, drawn.value_range,
                                    f"{n:,} samples of {path} (seed {seed}{_truncated(truncation)})",

@@ -100,6 +100,7 @@ HEAVY = (
     "scipy",
     "PIL",  # ~20 ms
     "safetensors",
+    "huggingface_hub",  # ~0.4 s: model cards (`gan export -o DIR/`, loading a folder)
     "tqdm",
     "optuna",  # ~1 s with sqlalchemy: studies only
     # standard-library modules that `gan --help` would pay for

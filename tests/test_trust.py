@@ -138,7 +138,7 @@ def test_export_names_the_distribution_to_install(digits_run, tmp_path):
     model = tmp_path / "model.safetensors"
     assert invoke("export", digits_run, "-o", model).exit_code == 0
     without_mlp = isolated_registry(toy_plugin)
-    with pytest.raises(UserError, match=r"needs the generator 'mlp', which no installed plugin provides; "
+    with pytest.raises(UserError, match=r"needs the generator 'mlp', which no installed plugin provides; pip "
                                         r"install gan-registry-mlp \(it was exported with gan-registry-mlp \d"):
         export.load(without_mlp, model)
 
