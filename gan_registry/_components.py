@@ -8,6 +8,7 @@ Layer: contracts (docs/architecture.md).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator, Literal
@@ -154,8 +155,6 @@ class Stream:
     def head(self, n: int) -> tuple[Any, Any]:
         """The first `n` samples of epoch 0 read by one process, stacked, and their labels (int64) or None: a
         fixed reference for metrics, read without going through every shard."""
-        import itertools
-
         import torch
 
         pairs = list(itertools.islice(self.read(seed=0, epoch=0, rank=0, world=1), n))

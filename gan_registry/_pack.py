@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 import warnings
 from pathlib import Path
@@ -95,8 +96,6 @@ class _Progress:
     def __init__(self, total: int, shown: bool) -> None:
         self.bar = None
         if shown:
-            import sys
-
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="img", dynamic_ncols=True, file=sys.stderr, desc="packing")

@@ -103,6 +103,7 @@ HEAVY = (
     "huggingface_hub",  # ~0.4 s: model cards (`gan export -o DIR/`, loading a folder)
     "tqdm",
     "optuna",  # ~1 s with sqlalchemy: studies only
+    "webdataset",  # ~4 s (it imports torch): `gan data pack --format shards` only
     # standard-library modules that `gan --help` would pay for
     "importlib.metadata",  # ~25 ms (email, zipfile, csv, ...): loading plugins
     "concurrent.futures",  # ~9 ms (logging, queue, ...): the matrix's workers
