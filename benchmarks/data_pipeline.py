@@ -147,6 +147,8 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help="Reuse this work folder (made if missing).")
     parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
     parser.add_argument("--no-rss", action="store_true", help="Skip the peak-memory rows.")
+    parser.add_argument("--only", nargs="+", default=[], metavar="TEXT",
+                        help="Measure only the sources whose label holds one of these (and the baseline).")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("GAN_REGISTRY_THREADS", "1")))
     work = args.folder or Path(tempfile.mkdtemp(prefix="data-pipeline-"))
@@ -179,6 +181,8 @@ def main() -> None:
                     ("hf (in memory)", "hf", hf, {"in_memory": "always", "threads": workers}),
                 ]
                 for label, name, where, params in cases:
+                    if args.only and not any(text in label for text in args.only):
+                        continue
                     rate, ready = engine_rate(source(name, where, side, params), args.batches, args.batch_size,
                                               workers)
                     rows.append((side, workers, label, rate, ready, base))
