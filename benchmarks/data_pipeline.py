@@ -173,6 +173,7 @@ def main() -> None:
             for workers in args.workers:
                 base, base_ready = baseline_rate(images, side, args.batches, args.batch_size, workers)
                 rows.append((side, workers, "baseline: ImageFolder + DataLoader", base, base_ready, base))
+                print(f"{side} px, {workers} worker(s), baseline: {base:,.0f} images/s", flush=True)
                 cases = [
                     ("folder (in memory)", "folder", images, {"in_memory": "always", "threads": workers}),
                     ("folder (per batch)", "folder", images, {"in_memory": "never", "threads": workers}),
