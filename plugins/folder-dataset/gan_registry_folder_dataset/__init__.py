@@ -7,7 +7,8 @@ are composited on white first), resized so its shorter side is the image size, a
 centre-cropped to a square, in [-1, 1].
 
 Every file is decoded once up front, so unreadable or truncated files, and FIFOs or devices
-named like images, are skipped (with one warning) before training starts, decoded by `threads` threads. When the
+named like images, are skipped (with one warning) before training starts, decoded by `threads` threads (with a
+progress bar on a terminal for 2,000 images or more). When the
 decoded images fit in `max_memory_mb` they are kept in memory as one uint8 tensor (the engine
 maps each batch onto [-1, 1] on its device); otherwise each image is decoded again when its batch
 is drawn, by the engine's DataLoader workers.

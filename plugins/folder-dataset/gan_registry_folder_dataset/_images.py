@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Sequence
 import torch
 from PIL import Image, ImageOps
 from torchvision import transforms
+from tqdm import tqdm
 
 from gan_registry import UserError
 
@@ -18,6 +20,8 @@ from . import EXTENSIONS
 
 BACKGROUND = (255, 255, 255)
 """Transparent pixels are composited on this colour."""
+PROGRESS_FROM = 2000
+"""Folders with this many images show a progress bar while they are checked (on a terminal)."""
 SHOWN_BAD = 5
 """How many unreadable files the warning names."""
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -193,7 +197,11 @@ def load(
     buffer = torch.empty((len(paths), channels, size, size), dtype=torch.uint8) if keep else None
     good: list[Path] = []
     bad: list[tuple[Path, str]] = []
-    for path, (image, error) in zip(paths, _map(job, paths, threads or _default_threads())):
+    decoded = zip(paths, _map(job, paths, threads or _default_threads()))
+    # a bar where someone watches (a terminal) and there is something to wait for; logs and tests get none
+    bar = tqdm(decoded, total=len(paths), desc="checking images", unit="img", file=sys.stderr, leave=False,
+               dynamic_ncols=True, disable=None if len(paths) >= PROGRESS_FROM else True)
+    for path, (image, error) in bar:
         if error is not None:
             bad.append((path, error))
             continue
