@@ -471,7 +471,11 @@ class Worker:
             if trial == "wait":  # another worker's trial may yet fail or be pruned
                 time.sleep(WAIT_S)
                 continue
-            self.run_trial(trial)
+            try:
+                self.run_trial(trial)
+            except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale by another worker meanwhile
+                self.say(f"trial {trial.number}: another worker failed it meanwhile (its heartbeat came late); its"
+                         " retry carries on")
 
     # -- one trial -------------------------------------------------------------------------------------------------
     def run_trial(self, trial: Any) -> None:
@@ -527,8 +531,7 @@ class Worker:
             from ._matrix import train_to_the_end
 
             code, args = train_to_the_end(run_dir, self.spec.command(chosen, seed_index, run_dir),
-                                          lambda args: self._run_child(args, log, trial if report else None, run_dir),
-                                          log)
+                                          lambda args: self._run_child(args, log, trial, run_dir, report), log)
             if code != 0:
                 raise _TrainingFailed(f"gan {args[0]} exited {code}: {last_error_line(log)} (log: {log})")
             (run_dir / TRAINED_MARK).write_text("trained\n")
@@ -549,7 +552,9 @@ class Worker:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"at step {step} ({self.spec.target} {found[step]:.4g})")
 
-    def _run_child(self, args: list[str], log: Path, trial: Any, run_dir: Path) -> int:
+    def _run_child(self, args: list[str], log: Path, trial: Any, run_dir: Path, report: bool) -> int:
+        """Run a `gan` child to its end, beating for `trial` all along (every seed of it: a trial silent past the
+        grace period is failed as stale by the other workers) and reporting its evaluations if `report`."""
         env = {**os.environ, threads_mod.ENV: str(self.threads), "PYTHONUNBUFFERED": "1"}
         with open(log, "a", encoding="utf-8") as out:
             out.write(f"$ gan {' '.join(args)}\n")
@@ -560,10 +565,10 @@ class Worker:
         try:
             while self.child.poll() is None:
                 time.sleep(POLL_S)
-                if time.monotonic() - beat >= HEARTBEAT_S and trial is not None:
+                if time.monotonic() - beat >= HEARTBEAT_S:
                     self.storage.record_heartbeat(trial._trial_id)
                     beat = time.monotonic()
-                if trial is not None:
+                if report:
                     self._report(trial, read_evaluations(run_dir, self.spec.target)[0])
             return self.child.returncode
         finally:
