@@ -84,7 +84,7 @@ def test_a_study_in_two_workers_killed_mid_trial_carries_on_and_counts_each_tria
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     assert len(complete) == 4 and result["complete"] == 4
     died = [t for t in trials if t["state"] == "FAIL"]
-    assert died and all(t["reason"] == "its worker died mid-trial" for t in died)
+    assert died and all(t["reason"] == "its worker died mid-trial" for t in died), [t["reason"] for t in died]
     retried = {t["retries"]: t for t in complete if "retries" in t}
     for dead in died:  # run again with its parameters, in its own folder, from its checkpoint
         retry = retried[dead["number"]]
