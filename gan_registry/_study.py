@@ -327,6 +327,15 @@ def open_storage(url: str) -> RDBStorage:
         raise UserError(f"--storage {url}: cannot open it ({said})") from None
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, less its `Study.stop()` once the grid is done: workers tell their trials outside
+    `Study.optimize`, where stop() raises (and the trial told last would stay RUNNING), and they count the COMPLETE
+    trials themselves."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        pass
+
+
 def _sampler(spec: StudySpec, stream: int = 0) -> Any:
     """The study's sampler; `stream` tells workers apart, whose samplers would draw the same points from one seed."""
     seed = (spec.seed * 1_000_003 + stream) % 2**32
@@ -334,7 +343,7 @@ def _sampler(spec: StudySpec, stream: int = 0) -> Any:
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({k: d.grid(str(spec.path)) for k, d in spec.search.items()}, seed=seed)
+        return _GridSampler({k: d.grid(str(spec.path)) for k, d in spec.search.items()}, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, **startup)
 
 

@@ -193,3 +193,16 @@ def test_a_study_on_a_postgresql_storage_keeps_its_trials_there(tmp_path, postgr
     assert not (out / "study.db").exists()
     assert json.loads((out / "study.json").read_text())["storage"] == postgres
     assert [t["state"] for t in shown(out)["trials"]] == ["COMPLETE"]
+
+
+def test_a_grid_study_with_seeds_ends_with_every_point_once(tmp_path):
+    """The grid's last point told (outside Study.optimize, where Optuna's grid sampler would stop() and raise) and
+    every seed of a trial beating for it: the seed study of the Studies page, in small."""
+    spec = study_file(tmp_path, steps=20, eval_every=20, trials=2, study='sampler = "grid"\nseeds = 2\npruner = "none"',
+                      search='"batch-size" = [32, 64]')
+    done = invoke_gan("study", "run", spec, "--out", tmp_path / "st")
+    assert done.exit_code == 0, done.output
+    result = shown(tmp_path / "st")
+    complete = [t for t in result["trials"] if t["state"] == "COMPLETE"]
+    assert sorted(t["params"]["batch-size"] for t in complete) == [32, 64]
+    assert all(len(t["values"]) == 2 for t in complete) and len(result["trials"]) == 2
